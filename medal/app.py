@@ -1,0 +1,79 @@
+"""Builds the HTTP process: one or all services mounted under /<service>, sharing one Platform."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+from medal.bus import Bus, Handler
+from medal.db.migrate import upgrade
+from medal.errors import install_error_handlers
+from medal.platform import Platform
+from medal.settings import SERVICE_NAMES, Settings
+from medal.web import health_router
+from proto.topology import SERVICE_QUEUE
+
+
+def service_factory(name: str) -> Any:
+    """The service's ``create_app``, imported only when that service runs (ingest never loads torch)."""
+    if name not in SERVICE_NAMES:
+        raise ValueError(f"unknown service {name!r}; one of {', '.join(SERVICE_NAMES)}")
+    return importlib.import_module(f"services.{name}.main").create_app
+
+
+def service_handlers(name: str, platform: Platform) -> Mapping[str, Handler]:
+    module = importlib.import_module(f"services.{name}.handlers")
+    handlers: Mapping[str, Handler] = module.handlers(platform)
+    return handlers
+
+
+def build_app(
+    settings: Settings,
+    services: Sequence[str] = SERVICE_NAMES,
+    *,
+    consume: bool,
+    migrate: bool = False,
+    bus: Bus | None = None,
+) -> FastAPI:
+    """``consume``: also run the services' queue consumers in this process (embedded mode)."""
+    apps = {name: service_factory(name)() for name in services}
+
+    @asynccontextmanager
+    async def lifespan(root: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            await asyncio.to_thread(upgrade, settings.effective_database_url)
+        platform = Platform.build(settings, list(services), bus=bus)
+        root.state.platform = platform
+        for app in apps.values():
+            app.state.platform = platform
+        platform.start_relay()
+        if consume:
+            for name in services:
+                platform.start_consumer(
+                    SERVICE_QUEUE[name], service_handlers(name, platform), prefetch=settings.bus_prefetch
+                )
+        try:
+            yield
+        finally:
+            await platform.stop()
+
+    root = FastAPI(title="medal", summary="Medical active labelling platform", lifespan=lifespan)
+    install_error_handlers(root)
+    root.include_router(health_router())
+
+    @root.get("/", summary="The services of this process and their API docs")
+    async def index(request: Request) -> dict[str, Any]:
+        base = str(request.base_url).rstrip("/")
+        return {
+            "medal": "0.1.0",
+            "services": {name: {"api": f"{base}/{name}", "docs": f"{base}/{name}/docs"} for name in apps},
+        }
+
+    for name, app in apps.items():
+        root.mount(f"/{name}", app)
+    return root

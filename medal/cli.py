@@ -1,0 +1,126 @@
+"""The `medal` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from medal.preflight import ConfigurationError, check_dependencies, load_settings, require_distributed
+from medal.settings import SERVICE_NAMES
+
+
+def _up(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from medal.app import build_app
+
+    settings = load_settings()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    print(f"medal: embedded platform on http://{host}:{port} (state in {settings.data_dir.resolve()})")
+    print(f"medal: API docs per service at http://{host}:{port}/<service>/docs: {', '.join(SERVICE_NAMES)}")
+    app = build_app(settings, SERVICE_NAMES, consume=True, migrate=True)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from medal.app import build_app
+
+    settings = load_settings()
+    require_distributed(settings, "medal serve")
+    check_dependencies(settings)
+    app = build_app(settings, [args.service], consume=False)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from medal.worker import run_worker
+
+    settings = load_settings()
+    require_distributed(settings, "medal worker")
+    check_dependencies(settings)
+    run_worker(settings, args.service)
+    return 0
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    from medal.db.migrate import upgrade
+
+    settings = load_settings()
+    try:
+        upgrade(settings.effective_database_url)
+    except Exception as exc:
+        raise ConfigurationError(f"migration failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+    print("medal: database schema is at the latest revision")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from medal.demo import run_demo
+
+    return run_demo(args.dicom)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medal", description="Medical active labelling platform.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="run every service in one process (embedded mode)")
+    up.add_argument("--host", default=None)
+    up.add_argument("--port", type=int, default=None)
+    up.set_defaults(func=_up)
+
+    serve = commands.add_parser("serve", help="run one service's HTTP API (distributed mode)")
+    serve.add_argument("service", choices=SERVICE_NAMES)
+    serve.set_defaults(func=_serve)
+
+    worker = commands.add_parser("worker", help="run one service's queue worker (distributed mode)")
+    worker.add_argument("service", choices=SERVICE_NAMES)
+    worker.set_defaults(func=_worker)
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
+    migrate.set_defaults(func=_migrate)
+
+    demo = commands.add_parser("demo", help="ingest a sample DICOM study end to end and list its images")
+    demo.add_argument("--dicom", default=None, help="folder of DICOM files (default: a bundled CT study)")
+    demo.set_defaults(func=_demo)
+
+    try:
+        from medal.simulate.cli import register
+    except ModuleNotFoundError as exc:  # the learning extras are not installed (API-only image)
+        if exc.name not in ("torch", "monai", "matplotlib", "medal.simulate", "medal.simulate.cli"):
+            raise
+    else:
+        register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        level = load_settings().log_level
+    except ConfigurationError as exc:
+        print(f"medal: error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "pydicom"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return int(args.func(args))
+    except ConfigurationError as exc:
+        print(f"medal: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

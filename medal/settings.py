@@ -1,0 +1,91 @@
+"""Every setting of medal, read once from `MEDAL_` environment variables.
+
+Nothing below this module reads ``os.environ``: a process builds one :class:`Settings` in its
+composition root (the CLI or an app factory) and hands it down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ServiceName = Literal["ingest", "annotation", "trainer", "query", "inference"]
+SERVICE_NAMES: tuple[ServiceName, ...] = ("ingest", "annotation", "trainer", "query", "inference")
+
+
+class Settings(BaseSettings):
+    """Configuration of one medal process.
+
+    Embedded mode (the default) keeps everything under ``data_dir``: a SQLite file, a directory of
+    objects and an in-process bus. Setting ``database_url``, ``broker_url`` and ``s3_endpoint``
+    switches each adapter to PostgreSQL, RabbitMQ and S3/MinIO.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MEDAL_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".medal"), description="All embedded state lives here.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL, e.g. postgresql+asyncpg://user@host/db; default: SQLite in data_dir.",
+    )
+    broker_url: str | None = Field(
+        default=None, description="AMQP URL of RabbitMQ, e.g. amqp://guest:guest@127.0.0.1:5672/%2F."
+    )
+    s3_endpoint: str | None = Field(default=None, description="host:port of MinIO/S3; default: a directory.")
+    s3_access_key: str = "minioadmin"
+    s3_secret_key: SecretStr = SecretStr("minioadmin")
+    s3_bucket: str = "medal"
+    s3_secure: bool = False
+    s3_region: str | None = None
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Accepted API keys (X-API-Key or Bearer). Empty: every caller is the local user.",
+    )
+    deid_secret: SecretStr = Field(
+        default=SecretStr("embedded-development-key-change-me"),
+        description="Key of the keyed hashes that pseudonymise UIDs and ids. A deployment secret.",
+    )
+
+    bus_namespace: str = Field(
+        default="",
+        pattern=r"^[a-z0-9-]*$",
+        description="Prefix of every exchange and queue (tests, tenants).",
+    )
+    bus_prefetch: int = Field(default=10, ge=1, le=1000)
+    bus_delivery_limit: int = Field(default=5, ge=1, le=100, description="Deliveries before dead-lettering.")
+    bus_heartbeat_seconds: int = Field(default=30, ge=0, le=600)
+    outbox_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    worker_heartbeat_file: Path | None = Field(
+        default=None, description="A worker touches this file while its consume loop runs (liveness probe)."
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'medal.db').resolve()}"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.broker_url)

@@ -1,0 +1,161 @@
+"""Annotation use cases: projects and the images offered for labelling."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from medal.db.engine import insert_ignore
+from medal.db.messaging import claim_message
+from medal.db.schema import annotation as tables
+from medal.db.schema.base import utcnow
+from medal.platform import Platform
+from medal.storage import ObjectNotFound
+from proto import Envelope, ImageIngested
+
+CONSUMER = "annotation"
+PROJECT_NAMESPACE = uuid.UUID("0b7a3c52-8d0e-4f63-a1d4-5e2f6b9c7d31")
+
+
+class ProjectNotFound(LookupError):
+    pass
+
+
+class ImageNotFound(LookupError):
+    pass
+
+
+class ProjectExists(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Project:
+    id: str
+    name: str
+    images: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Image:
+    id: str
+    study_id: str
+    series_id: str
+    instance_id: str
+    frame: int
+    modality: str
+    width: int
+    height: int
+    created_at: datetime
+
+
+def project_id(name: str) -> str:
+    return str(uuid.uuid5(PROJECT_NAMESPACE, name))
+
+
+async def record_ingested_image(platform: Platform, envelope: Envelope, event: ImageIngested) -> bool:
+    """Offer a newly ingested image for annotation. Idempotent on the message id; False for a repeat."""
+    if event.quarantined:
+        async with platform.db.begin() as conn:
+            await claim_message(conn, CONSUMER, str(envelope.id))
+        return False
+    async with platform.db.begin() as conn:
+        if not await claim_message(conn, CONSUMER, str(envelope.id)):
+            return False
+        await insert_ignore(
+            conn,
+            tables.projects,
+            {"id": project_id(event.project), "name": event.project, "created_at": utcnow()},
+            ["id"],
+        )
+        return await insert_ignore(
+            conn,
+            tables.images,
+            {
+                "id": str(event.image_id),
+                "project_id": project_id(event.project),
+                "study_id": str(event.study_id),
+                "series_id": str(event.series_id),
+                "instance_id": str(event.instance_id),
+                "frame": event.frame,
+                "modality": event.modality,
+                "width": event.width,
+                "height": event.height,
+                "display_key": event.display_key,
+                "training_key": event.training_key,
+                "created_at": utcnow(),
+            },
+            ["id"],
+        )
+
+
+async def create_project(platform: Platform, name: str) -> Project:
+    async with platform.db.begin() as conn:
+        created = await insert_ignore(
+            conn, tables.projects, {"id": project_id(name), "name": name, "created_at": utcnow()}, ["id"]
+        )
+    if not created:
+        raise ProjectExists(name)
+    return await get_project(platform, name)
+
+
+async def _projects(platform: Platform, name: str | None = None) -> list[Project]:
+    p, i = tables.projects, tables.images
+    query = (
+        select(p.c.id, p.c.name, p.c.created_at, func.count(i.c.id).label("images"))
+        .select_from(p.outerjoin(i, i.c.project_id == p.c.id))
+        .group_by(p.c.id, p.c.name, p.c.created_at)
+        .order_by(p.c.name)
+    )
+    if name is not None:
+        query = query.where(p.c.name == name)
+    async with platform.db.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [Project(row.id, row.name, row.images, row.created_at) for row in rows]
+
+
+async def list_projects(platform: Platform) -> list[Project]:
+    return await _projects(platform)
+
+
+async def get_project(platform: Platform, name: str) -> Project:
+    found = await _projects(platform, name)
+    if not found:
+        raise ProjectNotFound(name)
+    return found[0]
+
+
+async def list_images(platform: Platform, name: str, *, limit: int, offset: int) -> tuple[int, list[Image]]:
+    project = await get_project(platform, name)
+    i = tables.images
+    async with platform.db.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(i)
+                .where(i.c.project_id == project.id)
+                .order_by(i.c.created_at, i.c.id)
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+    images = [
+        Image(r.id, r.study_id, r.series_id, r.instance_id, r.frame, r.modality, r.width, r.height, r.created_at)
+        for r in rows
+    ]
+    return project.images, images
+
+
+async def image_png(platform: Platform, image_id: str) -> bytes:
+    async with platform.db.connect() as conn:
+        key = (await conn.execute(select(tables.images.c.display_key).where(tables.images.c.id == image_id))).scalar()
+    if key is None:
+        raise ImageNotFound(image_id)
+    try:
+        return await asyncio.to_thread(platform.store.get, key)
+    except ObjectNotFound:
+        raise ImageNotFound(image_id) from None
