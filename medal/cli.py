@@ -111,8 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"medal: error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "pydicom"):
+    for noisy in ("httpx", "pydicom", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pika logs every failed connection attempt with a traceback; medal.bus reports them in one line.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     try:
         return int(args.func(args))
     except ConfigurationError as exc:

@@ -1,0 +1,274 @@
+"""Both buses honour one contract: at-least-once, acks, retries with a limit, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from medal.bus import Bus, ConsumerStats, Handler, PermanentFailure, UnroutableMessage
+from medal.bus.inprocess import InProcessBus
+from medal.bus.rabbitmq import RabbitBus
+from proto import Envelope, ImageIngested, MemberTrained, Message, envelope_for
+
+QUEUE = "annotation.events"
+
+
+def image_event(n: int = 0) -> Envelope:
+    digest = f"{n:064x}"
+    event = ImageIngested(
+        project="bus-test",
+        image_id=uuid.uuid4(),
+        study_id=uuid.uuid4(),
+        series_id=uuid.uuid4(),
+        instance_id=uuid.uuid4(),
+        frame=0,
+        modality="CT",
+        width=4,
+        height=4,
+        display_key=f"display/{digest[:2]}/{digest}.png",
+        display_sha256=digest,
+        training_key=f"training/{digest[:2]}/{digest}.png",
+        training_sha256=digest,
+    )
+    return envelope_for(event, source="ingest")
+
+
+@pytest.fixture(params=["inprocess", "rabbitmq"])
+def bus(request: pytest.FixtureRequest) -> Iterator[Bus]:
+    if request.param == "inprocess":
+        yield InProcessBus(delivery_limit=3, grace_seconds=10)
+    else:
+        url = request.getfixturevalue("rabbitmq_server")
+        the_bus = RabbitBus(
+            url,
+            delivery_limit=3,
+            namespace=request.getfixturevalue("bus_namespace"),
+            heartbeat_seconds=2,
+            grace_seconds=10,
+        )
+        yield the_bus
+        the_bus.close()
+
+
+def inject_raw(bus: Bus, body: bytes) -> None:
+    if isinstance(bus, InProcessBus):
+        bus.publish_raw([QUEUE], body)
+    else:
+        assert isinstance(bus, RabbitBus)
+        bus.publish_raw(QUEUE, body)
+
+
+@contextmanager
+def consuming(bus: Bus, handlers: Mapping[str, Handler], prefetch: int = 1) -> Iterator[dict[str, Any]]:
+    loop = asyncio.new_event_loop()
+    loop_thread = threading.Thread(target=loop.run_forever, daemon=True)
+    loop_thread.start()
+    stop = threading.Event()
+    state: dict[str, Any] = {"stop": stop}
+
+    def run() -> None:
+        state["stats"] = bus.consume(QUEUE, handlers, loop, stop, prefetch=prefetch)
+
+    consumer = threading.Thread(target=run, daemon=True)
+    consumer.start()
+    try:
+        yield state
+    finally:
+        stop.set()
+        consumer.join(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        loop_thread.join(timeout=5)
+        assert not consumer.is_alive(), "consumer did not stop"
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def test_published_message_is_delivered_and_acked(bus: Bus) -> None:
+    seen: list[Envelope] = []
+
+    async def handler(envelope: Envelope, message: Message) -> None:
+        assert isinstance(message, ImageIngested)
+        seen.append(envelope)
+
+    sent = [image_event(n) for n in range(5)]
+    for envelope in sent:
+        bus.publish(envelope)
+    with consuming(bus, {ImageIngested.TYPE: handler}, prefetch=3) as state:
+        wait_until(lambda: len(seen) == 5)
+    assert sorted(str(e.id) for e in seen) == sorted(str(e.id) for e in sent)
+    stats: ConsumerStats = state["stats"]
+    assert stats.acked == 5 and stats.dead_lettered == 0
+    assert bus.dead_letters(QUEUE) == []
+
+
+def test_message_published_before_consumer_starts_is_kept(bus: Bus) -> None:
+    bus.publish(image_event())
+    seen: list[str] = []
+
+    async def handler(envelope: Envelope, message: Message) -> None:
+        seen.append(str(envelope.id))
+
+    with consuming(bus, {ImageIngested.TYPE: handler}):
+        wait_until(lambda: len(seen) == 1)
+
+
+def test_unroutable_type_is_refused_at_publish(bus: Bus) -> None:
+    digest = "0" * 64
+    orphan = MemberTrained(
+        project="p",
+        round_id=uuid.uuid4(),
+        member_index=0,
+        weights_key=f"weights/{digest}.pt",
+        weights_sha256=digest,
+        validation_dice=0.5,
+    )
+    with pytest.raises(UnroutableMessage, match=MemberTrained.TYPE):
+        bus.publish(envelope_for(orphan, source="trainer"))
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b"\xff\xfe not utf-8", "malformed"),
+        (b'{"id": "not a uuid"}', "malformed"),
+        (
+            b'{"id": "6f1f3c4e-2a51-4f0b-9d7e-3b8f1d2c9a10", "type": "no.such.v1", "source": "x", '
+            b'"time": "2026-01-01T00:00:00Z", "correlation_id": "6f1f3c4e-2a51-4f0b-9d7e-3b8f1d2c9a10", '
+            b'"payload": {}}',
+            "unknown message type",
+        ),
+    ],
+)
+def test_malformed_messages_are_dead_lettered_not_retried(bus: Bus, body: bytes, reason: str) -> None:
+    calls: list[str] = []
+
+    async def handler(envelope: Envelope, message: Message) -> None:
+        calls.append("called")
+
+    inject_raw(bus, body)
+    bus.publish(image_event())  # a good message behind the bad one still flows
+    with consuming(bus, {ImageIngested.TYPE: handler}) as state:
+        wait_until(lambda: len(calls) == 1 and len(bus.dead_letters(QUEUE)) == 1)
+    letters = bus.dead_letters(QUEUE)
+    assert len(letters) == 1
+    assert reason in letters[0].reason
+    assert letters[0].body == body
+    assert state["stats"].dead_lettered == 1
+
+
+def test_transient_failure_is_retried_then_succeeds(bus: Bus) -> None:
+    attempts: list[int] = []
+
+    async def flaky(envelope: Envelope, message: Message) -> None:
+        attempts.append(1)
+        if len(attempts) < 2:
+            raise ConnectionError("database restarting")
+
+    bus.publish(image_event())
+    with consuming(bus, {ImageIngested.TYPE: flaky}) as state:
+        wait_until(lambda: state.get("done") or len(attempts) >= 2)
+        wait_until(lambda: bus.dead_letters(QUEUE) == [] and len(attempts) == 2)
+        time.sleep(0.5)
+    assert len(attempts) == 2
+    assert state["stats"].acked == 1 and state["stats"].retried == 1
+
+
+def test_always_failing_message_is_dead_lettered_after_the_limit(bus: Bus) -> None:
+    attempts: list[int] = []
+
+    async def broken(envelope: Envelope, message: Message) -> None:
+        attempts.append(1)
+        raise RuntimeError("bug")
+
+    envelope = image_event()
+    bus.publish(envelope)
+    with consuming(bus, {ImageIngested.TYPE: broken}):
+        wait_until(lambda: len(bus.dead_letters(QUEUE)) == 1)
+    assert len(attempts) == 3  # the delivery limit
+    letter = bus.dead_letters(QUEUE)[0]
+    assert letter.message_id == str(envelope.id)
+    assert "delivery limit 3" in letter.reason
+
+
+def test_permanent_failure_is_dead_lettered_at_once(bus: Bus) -> None:
+    attempts: list[int] = []
+
+    async def refuses(envelope: Envelope, message: Message) -> None:
+        attempts.append(1)
+        raise PermanentFailure("project was deleted")
+
+    bus.publish(image_event())
+    with consuming(bus, {ImageIngested.TYPE: refuses}):
+        wait_until(lambda: len(bus.dead_letters(QUEUE)) == 1)
+    assert len(attempts) == 1
+    assert "project was deleted" in bus.dead_letters(QUEUE)[0].reason
+
+
+def test_message_without_handler_on_this_queue_is_dead_lettered(bus: Bus) -> None:
+    bus.publish(image_event())
+    with consuming(bus, {}):
+        wait_until(lambda: len(bus.dead_letters(QUEUE)) == 1)
+    assert "no handler" in bus.dead_letters(QUEUE)[0].reason
+
+
+def test_stop_lets_the_in_flight_message_finish(bus: Bus) -> None:
+    started = threading.Event()
+    finished: list[str] = []
+
+    async def slow(envelope: Envelope, message: Message) -> None:
+        started.set()
+        await asyncio.sleep(1.5)
+        finished.append(str(envelope.id))
+
+    bus.publish(image_event())
+    with consuming(bus, {ImageIngested.TYPE: slow}) as state:
+        assert started.wait(20)
+        state["stop"].set()  # like SIGTERM mid-message
+    assert len(finished) == 1
+    assert state["stats"].acked == 1
+    seen_again: list[str] = []
+
+    async def record(envelope: Envelope, message: Message) -> None:
+        seen_again.append(str(envelope.id))
+
+    with consuming(bus, {ImageIngested.TYPE: record}):
+        time.sleep(1.0)
+    assert seen_again == []  # acked: not delivered twice
+
+
+def test_rabbitmq_handler_longer_than_heartbeat_keeps_connection(rabbitmq_server: str, bus_namespace: str) -> None:
+    """Handlers run off the pika thread, so heartbeats flow while they work (heartbeat 2 s, work 7 s)."""
+    bus = RabbitBus(rabbitmq_server, namespace=bus_namespace, heartbeat_seconds=2, delivery_limit=3)
+    done: list[str] = []
+
+    async def long_work(envelope: Envelope, message: Message) -> None:
+        await asyncio.to_thread(time.sleep, 7)
+        done.append(str(envelope.id))
+
+    bus.publish(image_event())
+    with consuming(bus, {ImageIngested.TYPE: long_work}) as state:
+        wait_until(lambda: len(done) == 1, seconds=30)
+        time.sleep(0.5)
+    assert state["stats"].acked == 1 and state["stats"].retried == 0
+    assert len(done) == 1
+    bus.close()
+
+
+def test_rabbitmq_unreachable_gives_bus_error() -> None:
+    from medal.bus import BusError
+
+    with pytest.raises(BusError, match="cannot connect to RabbitMQ"):
+        RabbitBus("amqp://guest:guest@127.0.0.1:9/%2F").check()
