@@ -1,7 +1,8 @@
 """Training one segmentation model (one committee member) with early stopping.
 
 Loss: MONAI's Dice + cross-entropy (Dice over the foreground classes, batch-wise, copes with small
-lesions and class imbalance; cross-entropy keeps gradients well behaved). AdamW, augmentation from
+lesions and class imbalance; cross-entropy keeps gradients well behaved). AdamW with a cosine decay of
+the learning rate over ``max_epochs`` (to 1% of it), augmentation from
 services.trainer.augment, early stopping on a validation part of the labelled set, fixed seeds, CUDA
 with mixed precision when present.
 """
@@ -145,6 +146,9 @@ def train_member(
     images = images.to(compute.device)
     masks = masks.to(compute.device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimiser, T_max=config.max_epochs, eta_min=config.learning_rate * 0.01
+    )
     scaler = torch.amp.GradScaler(compute.device.type, enabled=compute.mixed_precision)
     loss_function = segmentation_loss()
 
@@ -162,6 +166,7 @@ def train_member(
             scaler.step(optimiser)
             scaler.update()
             images_seen += len(batch)
+        schedule.step()
         epochs_run = epoch
         if len(validation_indices) == 0:
             best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
