@@ -113,7 +113,8 @@ def _query(
     round_index: int,
 ) -> list[int]:
     """Pool rows (of ``train``) to label next."""
-    pool = [row for row in range(len(train)) if row not in set(labelled)]
+    already = set(labelled)
+    pool = [row for row in range(len(train)) if row not in already]
     count = min(config.k, len(pool))
     models = [member.model for member in members]
     pool_images = train.images[pool]
@@ -168,7 +169,7 @@ def run_simulation(
             compute,
             members=config.committee,
             seed=config.seed * 1000 + round_index,
-            warm_states=warm_states if config.warm_start else None,
+            warm_states=warm_states,
         )
         train_seconds = time.perf_counter() - started
 
@@ -200,7 +201,8 @@ def run_simulation(
         results.append(result)
         if on_round is not None:
             on_round(result)
-        warm_states = [{k: v.detach().clone() for k, v in m.model.state_dict().items()} for m in members]
+        if config.warm_start:
+            warm_states = [{k: v.detach().clone() for k, v in m.model.state_dict().items()} for m in members]
         labelled = labelled + queried
         if last:
             break

@@ -70,3 +70,12 @@ def test_bad_input_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFix
     assert simulate(["--data", str(root), "--strategy", "random", "--out", out]) == 2
     assert "missing mask" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # nothing trained, nothing written
+
+
+def test_warm_start_and_entropy_run(tmp_path: Path) -> None:
+    root = write_synthetic_dataset(tmp_path / "data", {"train": 8, "test": 2})
+    argv = ["--data", str(root), "--strategy", "entropy", "--initial", "3", "--K", "4", "--k", "2", *TINY]
+    assert simulate([*argv, "--rounds", "2", "--warm-start", "--out", str(tmp_path / "w")]) == 0
+    results = json.loads((tmp_path / "w" / "results.json").read_text())
+    assert results["config"]["warm_start"] is True
+    assert [r["labels"] for r in results["rounds"]] == [3, 5]
