@@ -68,7 +68,8 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.dicom)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, with_simulate: bool = True) -> argparse.ArgumentParser:
+    """``with_simulate=False`` leaves out `medal simulate`, whose import loads PyTorch."""
     parser = argparse.ArgumentParser(prog="medal", description="Medical active labelling platform.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dicom", default=None, help="folder of DICOM files (default: a bundled CT study)")
     demo.set_defaults(func=_demo)
 
+    if not with_simulate:
+        return parser
     try:
         from medal.simulate.cli import register
     except ModuleNotFoundError as exc:  # the learning extras are not installed (API-only image)
@@ -102,9 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_COMMANDS = ("up", "serve", "worker", "migrate", "demo")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in arguments if not a.startswith("-")), "")
+    # Only `medal simulate` (and help) pay for importing PyTorch; `medal serve ingest` never loads it.
+    parser = build_parser(with_simulate=command in ("simulate", "") or command not in _COMMANDS)
+    args = parser.parse_args(arguments)
     try:
         level = load_settings().log_level
     except ConfigurationError as exc:

@@ -362,9 +362,7 @@ def test_each_service_uses_its_own_credentials(target: str) -> None:
     docs = render(target)
     for svc in SERVICES:
         for role in ("api", "worker"):
-            c = by_name(docs, "Deployment", f"medal-{svc}-{role}")["spec"]["template"]["spec"]["containers"][
-                0
-            ]
+            c = by_name(docs, "Deployment", f"medal-{svc}-{role}")["spec"]["template"]["spec"]["containers"][0]
             refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in c["env"] if "valueFrom" in e}
             for setting in (
                 "MEDAL_DATABASE_URL",
@@ -401,10 +399,7 @@ def test_compose_defines_the_ten_processes_migrate_and_dependencies() -> None:
         assert image.startswith("medal-learn" if svc in LEARN_SERVICES else "medal-api"), image
     assert services["migrate"]["command"] == ["migrate"]
     assert services["postgres"]["image"].startswith("postgres:15")
-    assert (
-        services["rabbitmq"]["image"].startswith("rabbitmq:3")
-        and "management" in services["rabbitmq"]["image"]
-    )
+    assert services["rabbitmq"]["image"].startswith("rabbitmq:3") and "management" in services["rabbitmq"]["image"]
     assert re.fullmatch(r"minio/minio:RELEASE\.[0-9TZ-]+", services["minio"]["image"])
     assert services["trainer-worker"]["stop_grace_period"] == "300s"
     for name, spec in services.items():
