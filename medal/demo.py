@@ -33,7 +33,7 @@ def sample_files(folder: str | None) -> list[Path]:
 
 
 def run_demo(folder: str | None) -> int:
-    settings = Settings()
+    settings = Settings.from_environment()
     settings.data_dir = settings.data_dir / "demo"
     if settings.database_url is None and settings.data_dir.exists():
         shutil.rmtree(settings.data_dir)  # the demo starts from nothing each time

@@ -18,7 +18,7 @@ class ConfigurationError(RuntimeError):
 
 def load_settings() -> Settings:
     try:
-        return Settings()
+        return Settings.from_environment()
     except ValidationError as exc:
         problems = "; ".join(
             f"MEDAL_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()

@@ -6,6 +6,7 @@ composition root (the CLI or an app factory) and hands it down.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -75,6 +76,18 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        """Environment variables, plus one file per secret in ``MEDAL_SECRETS_DIR`` when set.
+
+        Files are named like the variables (``MEDAL_DEID_SECRET``, ``MEDAL_DATABASE_URL``…), as a
+        Kubernetes Secret mounted as a volume provides them; environment variables win over files.
+        """
+        secrets_dir = os.environ.get("MEDAL_SECRETS_DIR")
+        if secrets_dir:
+            return cls(_secrets_dir=secrets_dir)
+        return cls()
 
     @property
     def effective_database_url(self) -> str:
