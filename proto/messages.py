@@ -54,36 +54,3 @@ class IngestJobCompleted(Message):
     duplicates: int = Field(ge=0)
     quarantined: int = Field(ge=0)
     refused: int = Field(ge=0)
-
-
-@register
-class TrainMember(Message):
-    """Train one committee member of a round on a bootstrap resample of the labelled set."""
-
-    TYPE: ClassVar[str] = "member.train.v1"
-    KIND: ClassVar[str] = "command"
-
-    project: str = Field(pattern=PROJECT)
-    round_id: uuid.UUID
-    member_index: int = Field(ge=0, le=63)
-    committee_size: int = Field(ge=1, le=64)
-    labelled_set_key: str = Field(pattern=OBJECT_KEY, description="JSON manifest of image/mask keys.")
-    seed: int = Field(ge=0)
-
-
-@register
-class MemberTrained(Message):
-    """One committee member's weights are in object storage."""
-
-    TYPE: ClassVar[str] = "member.trained.v1"
-    KIND: ClassVar[str] = "event"
-
-    project: str = Field(pattern=PROJECT)
-    round_id: uuid.UUID
-    member_index: int = Field(ge=0, le=63)
-    weights_key: str = Field(pattern=OBJECT_KEY)
-    weights_sha256: str = Field(pattern=SHA256)
-    validation_dice: float = Field(ge=0.0, le=1.0)
-
-
-ALL_MESSAGES: tuple[type[Message], ...] = (ImageIngested, IngestJobCompleted, TrainMember, MemberTrained)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from proto import ALL_MESSAGES
 from proto.envelope import Envelope, Message
-from proto.messages import ALL_MESSAGES
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
