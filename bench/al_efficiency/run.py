@@ -1,13 +1,13 @@
 """Label efficiency of the query strategies: strategies x seeds, from the initial set to 100% of the pool.
 
     python bench/al_efficiency/run.py --data ../shared/data/covid19-ct-seg --out docs \
-        --size 64 --width 0.125 --epochs 12 --workers 2
+        --size 64 --width 0.25 --fusion-stride 2 --epochs 20 --patience 6 --workers 2
 
 Every (strategy, seed) is one `medal simulate` run (run_simulation in-process, one per worker process,
 torch threads split between workers); each run's results.json goes to --work and a finished run is
 not redone, so an interrupted benchmark resumes. At the end it writes, under --out:
 al_efficiency.json (config, machine, throughput, per-strategy curves), al_efficiency_table.md and
-al_efficiency.png. On a GPU pass --size 512 --width 1 --workers 1.
+al_efficiency.png. On a GPU pass --size 512 --width 1 --fusion-stride 1 --workers 1.
 """
 
 from __future__ import annotations
@@ -190,10 +190,10 @@ def main() -> None:
     parser.add_argument("--other-strategies", nargs="*", default=OTHER_STRATEGIES)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--width", type=float, default=0.125)
-    parser.add_argument("--fusion-stride", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--patience", type=int, default=4)
+    parser.add_argument("--width", type=float, default=0.25)
+    parser.add_argument("--fusion-stride", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--patience", type=int, default=6)
     parser.add_argument("--min-epoch-images", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--committee", type=int, default=4)

@@ -50,7 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--patience", type=int, default=8, help="early-stopping patience in epochs (default 8)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--min-epoch-images", type=int, default=64, help="images shown per epoch at least")
-    parser.add_argument("--fusion-stride", type=int, default=1, choices=[1, 2, 4], help="fuse scales at 1/s size")
+    parser.add_argument(
+        "--fusion-stride", type=int, default=2, choices=[1, 2, 4], help="fuse scales at 1/s of the size (default 2)"
+    )
     parser.add_argument("--initial-strategy", default="random", choices=COLD_START_STRATEGIES)
     parser.add_argument("--warm-start", action="store_true", help="start each round from the last round's members")
     parser.add_argument("--bald-passes", type=int, default=8, help="MC-dropout passes for bald")
