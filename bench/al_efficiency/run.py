@@ -158,6 +158,29 @@ def table(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def targets(summary: dict[str, Any]) -> str:
+    """Markdown: the targets of the issue, checked on the mean curves."""
+    if "full" not in summary:
+        return "No full-data reference run: targets not checked.\n"
+    goal = 0.97 * summary["full"]["curve"][0]["miou_mean"]
+    lines = []
+    for strategy in [s for s in [*MAIN_STRATEGIES, *OTHER_STRATEGIES] if s in summary]:
+        reached = [p for p in summary[strategy]["curve"] if p["miou_mean"] >= goal]
+        first = f"{100 * reached[0]['fraction']:.0f}% of the labels" if reached else "not reached"
+        lines.append(f"- {strategy}: 97% of the full-data mIoU ({goal:.3f}) first reached with {first}")
+    if "suggestive" in summary:
+        mine = {p["labels"]: p["miou_mean"] for p in summary["suggestive"]["curve"]}
+        for rival in ("random", "uncertainty"):
+            if rival not in summary:
+                continue
+            theirs = {p["labels"]: p["miou_mean"] for p in summary[rival]["curve"]}
+            # The first budget is the same initial set for every strategy and the last is the whole pool.
+            budgets = sorted(set(mine) & set(theirs))[1:-1]
+            wins = sum(mine[b] > theirs[b] for b in budgets)
+            lines.append(f"- suggestive beats {rival} at {wins} of {len(budgets)} intermediate budgets")
+    return "\n".join(lines) + "\n"
+
+
 def plot(summary: dict[str, Any], path: Path, title: str) -> None:
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
     for strategy in [s for s in [*MAIN_STRATEGIES, *OTHER_STRATEGIES] if s in summary]:
@@ -203,6 +226,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=available_cpus())
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    parser.add_argument("--summarise-only", action="store_true", help="only summarise the finished runs")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -226,7 +250,7 @@ def main() -> None:
 
     jobs = jobs_in_order(args)
     runs = [json.loads(Path(j["result_path"]).read_text()) for j in jobs if Path(j["result_path"]).is_file()]
-    pending = [j for j in jobs if not Path(j["result_path"]).is_file()]
+    pending = [] if args.summarise_only else [j for j in jobs if not Path(j["result_path"]).is_file()]
     print(f"{len(runs)} runs already done, {len(pending)} to run", flush=True)
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = {pool.submit(run_one, job): job for job in pending}
@@ -251,13 +275,13 @@ def main() -> None:
         "strategies": summary,
     }
     (args.out / "al_efficiency.json").write_text(json.dumps(document, indent=2) + "\n")
-    (args.out / "al_efficiency_table.md").write_text(table(summary))
+    (args.out / "al_efficiency_table.md").write_text(table(summary) + "\n" + targets(summary))
     title = (
         f"covid19-ct-seg, {args.size}px, width {args.width}, M={args.committee}, "
         f"initial {args.initial}, K={args.K}, k={args.k}"
     )
     plot(summary, args.out / "al_efficiency.png", title)
-    print(table(summary), flush=True)
+    print(table(summary) + "\n" + targets(summary), flush=True)
     print(f"done in {time.perf_counter() - started:.0f}s (pid {os.getpid()})", flush=True)
 
 
