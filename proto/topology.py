@@ -16,10 +16,16 @@ DEAD_LETTER_EXCHANGE = "medal.dlx"
 # queue name → message types routed to it. One work queue per service; its worker consumes it.
 QUEUES: dict[str, tuple[str, ...]] = {
     "ingest.commands": (),
-    "annotation.events": (ImageIngested.TYPE,),
+    "annotation.events": (
+        ImageIngested.TYPE,
+        "model.trained.v1",
+        "model.promoted.v1",
+        "batch.selected.v1",
+        "predictions.stored.v1",
+    ),
     "trainer.commands": (),
-    "query.commands": (),
-    "inference.commands": (),
+    "query.commands": ("model.trained.v1", "pool-shard.score.v1"),
+    "inference.commands": ("image.ingested.v1", "model.trained.v1", "model.promoted.v1", "autolabel.run.v1"),
 }
 
 SERVICE_QUEUE: dict[str, str] = {

@@ -1,23 +1,38 @@
-"""Bus messages the annotation service consumes: parse, call one use case."""
+"""Bus messages the annotation service consumes: check the type, call one use case."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 from medal.bus import Handler, PermanentFailure
 from medal.platform import Platform
-from proto import Envelope, ImageIngested, Message
-from services.annotation import service
+from proto import BatchSelected, Envelope, ImageIngested, Message, ModelPromoted, ModelTrained, PredictionsStored
+from services.annotation import loop_events, service
+from services.annotation.projects import ProjectNotFound
 
-log = logging.getLogger("medal.annotation")
+M = TypeVar("M", bound=Message)
+
+
+def _typed(
+    platform: Platform, kind: type[M], use_case: Callable[[Platform, Envelope, M], Coroutine[Any, Any, object]]
+) -> Handler:
+    async def handle(envelope: Envelope, message: Message) -> None:
+        if not isinstance(message, kind):
+            raise PermanentFailure(f"expected {kind.TYPE}")
+        try:
+            await use_case(platform, envelope, message)
+        except ProjectNotFound:
+            raise PermanentFailure(f"no project named {getattr(message, 'project', '?')}") from None
+
+    return handle
 
 
 def handlers(platform: Platform) -> Mapping[str, Handler]:
-    async def on_image_ingested(envelope: Envelope, message: Message) -> None:
-        if not isinstance(message, ImageIngested):
-            raise PermanentFailure(f"expected {ImageIngested.TYPE}")
-        created = await service.record_ingested_image(platform, envelope, message)
-        log.debug("image %s %s", message.image_id, "offered" if created else "already known")
-
-    return {ImageIngested.TYPE: on_image_ingested}
+    return {
+        ImageIngested.TYPE: _typed(platform, ImageIngested, service.record_ingested_image),
+        ModelTrained.TYPE: _typed(platform, ModelTrained, loop_events.on_model_trained),
+        ModelPromoted.TYPE: _typed(platform, ModelPromoted, loop_events.on_model_promoted),
+        BatchSelected.TYPE: _typed(platform, BatchSelected, loop_events.on_batch_selected),
+        PredictionsStored.TYPE: _typed(platform, PredictionsStored, loop_events.on_predictions_stored),
+    }

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from medal.db.engine import insert_ignore
 from medal.db.messaging import claim_message
@@ -16,20 +15,16 @@ from medal.db.schema.base import utcnow
 from medal.platform import Platform
 from medal.storage import ObjectNotFound
 from proto import Envelope, ImageIngested
+from services.annotation import projects
+from services.annotation.projects import ProjectExists, ProjectNotFound, project_id
+from services.annotation.settings import ProjectSettings
 
 CONSUMER = "annotation"
-PROJECT_NAMESPACE = uuid.UUID("0b7a3c52-8d0e-4f63-a1d4-5e2f6b9c7d31")
 
-
-class ProjectNotFound(LookupError):
-    pass
+__all__ = ["ImageNotFound", "ProjectExists", "ProjectNotFound"]
 
 
 class ImageNotFound(LookupError):
-    pass
-
-
-class ProjectExists(ValueError):
     pass
 
 
@@ -39,6 +34,7 @@ class Project:
     name: str
     images: int
     created_at: datetime
+    settings: ProjectSettings
 
 
 @dataclass(frozen=True)
@@ -51,28 +47,18 @@ class Image:
     modality: str
     width: int
     height: int
+    held_out: bool
     created_at: datetime
-
-
-def project_id(name: str) -> str:
-    return str(uuid.uuid5(PROJECT_NAMESPACE, name))
 
 
 async def record_ingested_image(platform: Platform, envelope: Envelope, event: ImageIngested) -> bool:
     """Offer a newly ingested image for annotation. Idempotent on the message id; False for a repeat."""
-    if event.quarantined:
-        async with platform.db.begin() as conn:
-            await claim_message(conn, CONSUMER, str(envelope.id))
-        return False
     async with platform.db.begin() as conn:
         if not await claim_message(conn, CONSUMER, str(envelope.id)):
             return False
-        await insert_ignore(
-            conn,
-            tables.projects,
-            {"id": project_id(event.project), "name": event.project, "created_at": utcnow()},
-            ["id"],
-        )
+        if event.quarantined:
+            return False
+        await projects.ensure_project(conn, event.project)
         return await insert_ignore(
             conn,
             tables.images,
@@ -88,35 +74,41 @@ async def record_ingested_image(platform: Platform, envelope: Envelope, event: I
                 "height": event.height,
                 "display_key": event.display_key,
                 "training_key": event.training_key,
+                "held_out": False,
                 "created_at": utcnow(),
             },
             ["id"],
         )
 
 
-async def create_project(platform: Platform, name: str) -> Project:
+async def create_project(platform: Platform, name: str, settings: ProjectSettings) -> Project:
     async with platform.db.begin() as conn:
-        created = await insert_ignore(
-            conn, tables.projects, {"id": project_id(name), "name": name, "created_at": utcnow()}, ["id"]
-        )
-    if not created:
-        raise ProjectExists(name)
+        await projects.create_project(conn, name, settings)
+    return await get_project(platform, name)
+
+
+async def update_settings(platform: Platform, name: str, settings: ProjectSettings) -> Project:
+    async with platform.db.begin() as conn:
+        await projects.save_settings(conn, name, settings)
     return await get_project(platform, name)
 
 
 async def _projects(platform: Platform, name: str | None = None) -> list[Project]:
     p, i = tables.projects, tables.images
     query = (
-        select(p.c.id, p.c.name, p.c.created_at, func.count(i.c.id).label("images"))
+        select(p.c.id, p.c.name, p.c.created_at, p.c.settings, func.count(i.c.id).label("images"))
         .select_from(p.outerjoin(i, i.c.project_id == p.c.id))
-        .group_by(p.c.id, p.c.name, p.c.created_at)
+        .group_by(p.c.id, p.c.name, p.c.created_at, p.c.settings)
         .order_by(p.c.name)
     )
     if name is not None:
         query = query.where(p.c.name == name)
     async with platform.db.connect() as conn:
         rows = (await conn.execute(query)).all()
-    return [Project(row.id, row.name, row.images, row.created_at) for row in rows]
+    return [
+        Project(row.id, row.name, row.images, row.created_at, ProjectSettings.model_validate(row.settings or {}))
+        for row in rows
+    ]
 
 
 async def list_projects(platform: Platform) -> list[Project]:
@@ -144,10 +136,31 @@ async def list_images(platform: Platform, name: str, *, limit: int, offset: int)
             )
         ).all()
     images = [
-        Image(r.id, r.study_id, r.series_id, r.instance_id, r.frame, r.modality, r.width, r.height, r.created_at)
+        Image(
+            r.id,
+            r.study_id,
+            r.series_id,
+            r.instance_id,
+            r.frame,
+            r.modality,
+            r.width,
+            r.height,
+            r.held_out,
+            r.created_at,
+        )
         for r in rows
     ]
     return project.images, images
+
+
+async def set_held_out(platform: Platform, image_id: str, held_out: bool) -> None:
+    """Put an image in (or take it out of) the evaluation set, which is never offered for labelling."""
+    async with platform.db.begin() as conn:
+        result = await conn.execute(
+            update(tables.images).where(tables.images.c.id == image_id).values(held_out=held_out)
+        )
+    if result.rowcount != 1:
+        raise ImageNotFound(image_id)
 
 
 async def image_png(platform: Platform, image_id: str) -> bytes:

@@ -1,0 +1,221 @@
+"""Tasks: leasing to one annotator at a time, submitting and skipping; versioned mask edits."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from medal.db.schema import annotation as tables
+from medal.db.schema.base import utcnow
+from medal.platform import Platform
+from services.annotation import mask_codec, projects, rounds
+from services.annotation.mask_codec import Mask
+
+
+class TaskConflict(ValueError):
+    """The task cannot take this action now; ``code`` is the API error code, ``status`` the HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class TaskNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class TaskLease:
+    task_id: str
+    round_id: str
+    round_number: int
+    image_id: str
+    width: int
+    height: int
+    lease_token: str
+    lease_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredMask:
+    image_id: str
+    version: int
+    key: str
+    machine_made: bool
+    round_completed: bool = False
+
+
+async def lease_next(platform: Platform, project_name: str, annotator: str) -> TaskLease | None:
+    """Lease the next open task (or one whose lease expired) of the project's open rounds."""
+    t, r, i = tables.tasks, tables.rounds, tables.images
+    async with platform.db.begin() as conn:
+        project = await projects.load_project(conn, project_name)
+        now = utcnow()
+        candidates = (
+            await conn.execute(
+                select(t.c.id, t.c.round_id, r.c.number, t.c.image_id, i.c.width, i.c.height)
+                .join(r, r.c.id == t.c.round_id)
+                .join(i, i.c.id == t.c.image_id)
+                .where(
+                    t.c.project_id == project.id,
+                    r.c.state == "open",
+                    or_(t.c.state == "open", (t.c.state == "leased") & (t.c.lease_expires_at < now)),
+                )
+                .order_by(r.c.number, t.c.position)
+                .limit(20)
+            )
+        ).all()
+        token = str(uuid.uuid4())
+        expires = now + timedelta(seconds=project.settings.lease_seconds)
+        for row in candidates:
+            claimed = await conn.execute(
+                update(t)
+                .where(
+                    t.c.id == row.id,
+                    or_(t.c.state == "open", (t.c.state == "leased") & (t.c.lease_expires_at < now)),
+                )
+                .values(state="leased", lease_owner=annotator, lease_token=token, lease_expires_at=expires)
+            )
+            if claimed.rowcount == 1:
+                return TaskLease(row.id, row.round_id, row.number, row.image_id, row.width, row.height, token, expires)
+    return None
+
+
+async def _leased_task(conn: AsyncConnection, task_id: str, token: str) -> Any:
+    t, i = tables.tasks, tables.images
+    row = (
+        await conn.execute(select(t, i.c.width, i.c.height).join(i, i.c.id == t.c.image_id).where(t.c.id == task_id))
+    ).first()
+    if row is None:
+        raise TaskNotFound(task_id)
+    if row.state in ("submitted", "skipped"):
+        raise TaskConflict("task-closed", f"task was already {row.state}")
+    if row.state != "leased" or row.lease_token != token:
+        raise TaskConflict("not-your-lease", "task is not leased to you (lease it again)")
+    if row.lease_expires_at < utcnow():
+        raise TaskConflict("lease-expired", "your lease on this task expired; lease the next task again")
+    return row
+
+
+async def submit(platform: Platform, task_id: str, token: str, mask: Mask) -> StoredMask:
+    """Validate and store the mask, close the task, and complete the round when it was the last one."""
+    async with platform.db.connect() as conn:
+        row = await _leased_task(conn, task_id, token)
+        project = await projects.load_project_by_id(conn, row.project_id)
+    mask_codec.validate(mask, width=row.width, height=row.height, num_classes=project.settings.num_classes)
+    png = mask_codec.encode_png(mask)
+    stored = await asyncio.to_thread(platform.store.put_content, "masks", png, "png", "image/png")
+    t = tables.tasks
+    async with platform.db.begin() as conn:
+        closed = await conn.execute(
+            update(t)
+            .where(t.c.id == task_id, t.c.state == "leased", t.c.lease_token == token, t.c.lease_expires_at >= utcnow())
+            .values(state="submitted", submitted_at=utcnow())
+        )
+        if closed.rowcount != 1:
+            raise TaskConflict("lease-expired", "your lease on this task ended before the mask was saved")
+        version = await _insert_mask(conn, project.id, row.image_id, stored.key, stored.sha256, row.lease_owner)
+        completed = await _complete_if_finished(platform, conn, project, row.round_id)
+    return StoredMask(row.image_id, version, stored.key, False, completed)
+
+
+async def skip(platform: Platform, task_id: str, token: str) -> bool:
+    async with platform.db.begin() as conn:
+        row = await _leased_task(conn, task_id, token)
+        project = await projects.load_project_by_id(conn, row.project_id)
+        await conn.execute(update(tables.tasks).where(tables.tasks.c.id == task_id).values(state="skipped"))
+        return await _complete_if_finished(platform, conn, project, row.round_id)
+
+
+async def _complete_if_finished(
+    platform: Platform, conn: AsyncConnection, project: projects.ProjectRecord, round_id: str
+) -> bool:
+    if not await rounds.round_finished(conn, round_id):
+        return False
+    round_row = (await conn.execute(select(tables.rounds).where(tables.rounds.c.id == round_id))).first()
+    if round_row is None or round_row.state != "open":
+        return False
+    if not await rounds.human_masks(conn, project.id):
+        return False  # everything skipped: nothing to train on; an admin closes or re-opens the round
+    await rounds.complete_round(platform, conn, project, round_row)
+    return True
+
+
+async def _insert_mask(
+    conn: AsyncConnection,
+    project_id: str,
+    image_id: str,
+    key: str,
+    sha256: str,
+    author: str,
+    *,
+    machine_made: bool = False,
+    model_version_id: str | None = None,
+    confidence: float | None = None,
+) -> int:
+    current = (
+        await conn.execute(select(func.max(tables.masks.c.version)).where(tables.masks.c.image_id == image_id))
+    ).scalar()
+    version = int(current or 0) + 1
+    await conn.execute(
+        tables.masks.insert().values(
+            id=str(uuid.uuid4()),
+            image_id=image_id,
+            project_id=project_id,
+            version=version,
+            key=key,
+            sha256=sha256,
+            machine_made=machine_made,
+            model_version_id=model_version_id,
+            confidence=confidence,
+            author=author,
+            created_at=utcnow(),
+        )
+    )
+    return version
+
+
+async def mask_version(conn: AsyncConnection, image_id: str) -> int:
+    current = (
+        await conn.execute(select(func.max(tables.masks.c.version)).where(tables.masks.c.image_id == image_id))
+    ).scalar()
+    return int(current or 0)
+
+
+async def edit_mask(platform: Platform, image_id: str, expected_version: int, author: str, mask: Mask) -> StoredMask:
+    """Save a new version only if nobody saved one since ``expected_version`` (optimistic concurrency)."""
+    i = tables.images
+    async with platform.db.connect() as conn:
+        image = (await conn.execute(select(i).where(i.c.id == image_id))).first()
+        if image is None:
+            raise TaskNotFound(image_id)
+        project = await projects.load_project_by_id(conn, image.project_id)
+    mask_codec.validate(mask, width=image.width, height=image.height, num_classes=project.settings.num_classes)
+    stored = await asyncio.to_thread(
+        platform.store.put_content, "masks", mask_codec.encode_png(mask), "png", "image/png"
+    )
+    async with platform.db.begin() as conn:
+        if await mask_version(conn, image_id) != expected_version:
+            raise TaskConflict("stale-version", "the mask changed since you loaded it: reload, then save again", 412)
+        version = await _insert_mask(conn, project.id, image_id, stored.key, stored.sha256, author)
+    return StoredMask(image_id, version, stored.key, False)
+
+
+async def current_mask(platform: Platform, image_id: str) -> tuple[int, bytes, bool, float | None, str | None]:
+    """(version, PNG, machine_made, confidence, model version) of the newest mask of an image."""
+    m = tables.masks
+    async with platform.db.connect() as conn:
+        row = (
+            await conn.execute(select(m).where(m.c.image_id == image_id).order_by(m.c.version.desc()).limit(1))
+        ).first()
+    if row is None:
+        raise TaskNotFound(image_id)
+    data = await asyncio.to_thread(platform.store.get, row.key)
+    return row.version, data, row.machine_made, row.confidence, row.model_version_id
