@@ -29,7 +29,7 @@ class NoModel(LookupError):
 
 @dataclass(frozen=True)
 class AutoLabelJob:
-    id: str
+    job_id: str
     model_version_id: str
     images: int
     shards: int
