@@ -8,7 +8,7 @@ queue ``<queue>.dlq``. See docs/adr/0002-queue-topology.md.
 
 from __future__ import annotations
 
-from proto.messages import ImageIngested
+from proto.messages import ImageIngested, IngestJobCompleted
 
 EXCHANGE = "medal"
 DEAD_LETTER_EXCHANGE = "medal.dlx"
@@ -18,6 +18,7 @@ QUEUES: dict[str, tuple[str, ...]] = {
     "ingest.commands": (),
     "annotation.events": (
         ImageIngested.TYPE,
+        IngestJobCompleted.TYPE,
         "model.trained.v1",
         "model.promoted.v1",
         "batch.selected.v1",

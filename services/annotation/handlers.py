@@ -7,7 +7,16 @@ from typing import Any, TypeVar
 
 from medal.bus import Handler, PermanentFailure
 from medal.platform import Platform
-from proto import BatchSelected, Envelope, ImageIngested, Message, ModelPromoted, ModelTrained, PredictionsStored
+from proto import (
+    BatchSelected,
+    Envelope,
+    ImageIngested,
+    IngestJobCompleted,
+    Message,
+    ModelPromoted,
+    ModelTrained,
+    PredictionsStored,
+)
 from services.annotation import loop_events, service
 from services.annotation.projects import ProjectNotFound
 
@@ -31,6 +40,7 @@ def _typed(
 def handlers(platform: Platform) -> Mapping[str, Handler]:
     return {
         ImageIngested.TYPE: _typed(platform, ImageIngested, service.record_ingested_image),
+        IngestJobCompleted.TYPE: _typed(platform, IngestJobCompleted, service.record_ingest_job),
         ModelTrained.TYPE: _typed(platform, ModelTrained, loop_events.on_model_trained),
         ModelPromoted.TYPE: _typed(platform, ModelPromoted, loop_events.on_model_promoted),
         BatchSelected.TYPE: _typed(platform, BatchSelected, loop_events.on_batch_selected),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,12 +15,13 @@ from medal.db.schema import annotation as tables
 from medal.db.schema.base import utcnow
 from medal.platform import Platform
 from medal.storage import ObjectNotFound
-from proto import Envelope, ImageIngested
+from proto import Envelope, ImageIngested, IngestJobCompleted
 from services.annotation import projects
 from services.annotation.projects import ProjectExists, ProjectNotFound, project_id
 from services.annotation.settings import ProjectSettings
 
 CONSUMER = "annotation"
+log = logging.getLogger("medal.annotation")
 
 __all__ = ["ImageNotFound", "ProjectExists", "ProjectNotFound"]
 
@@ -51,6 +53,23 @@ class Image:
     created_at: datetime
 
 
+async def record_ingest_job(platform: Platform, envelope: Envelope, event: IngestJobCompleted) -> bool:
+    """Note that an ingest submission finished (its images arrive as their own events). Idempotent."""
+    async with platform.db.begin() as conn:
+        if not await claim_message(conn, CONSUMER, str(envelope.id)):
+            return False
+    log.info(
+        "ingest job %s for project %s finished: %d accepted, %d quarantined, %d duplicates, %d refused",
+        event.job_id,
+        event.project,
+        event.accepted,
+        event.quarantined,
+        event.duplicates,
+        event.refused,
+    )
+    return True
+
+
 async def record_ingested_image(platform: Platform, envelope: Envelope, event: ImageIngested) -> bool:
     """Offer a newly ingested image for annotation. Idempotent on the message id; False for a repeat."""
     async with platform.db.begin() as conn:
@@ -74,6 +93,8 @@ async def record_ingested_image(platform: Platform, envelope: Envelope, event: I
                 "height": event.height,
                 "display_key": event.display_key,
                 "training_key": event.training_key,
+                "dicom_key": event.dicom_key,
+                "training_offset": event.training_offset,
                 "held_out": False,
                 "created_at": utcnow(),
             },

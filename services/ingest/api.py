@@ -2,49 +2,76 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated
+from typing import IO, Annotated
 
 from fastapi import APIRouter, Path, Request
 from starlette.datastructures import UploadFile
 
 from medal.errors import ApiError
-from services.ingest import service
+from services.ingest import quarantine, service
+from services.ingest.archive import ArchiveLimits, ArchiveRefused, is_zip, read_members
+from services.ingest.bodies import read_limited, spool_body
+from services.ingest.jobs import JobSummary, Submission, get_job
+from services.ingest.parsing import RefusedInstance
+from services.ingest.raster import Window
 from services.ingest.schemas import (
     PROJECT_PATTERN,
+    IngestSettings,
     InstanceOutcome,
+    JobCounts,
+    JobResponse,
+    QuarantinedInstanceOut,
+    QuarantineList,
+    ReleaseResponse,
     Study,
     StudyList,
     UploadResponse,
     UploadSummary,
 )
+from services.ingest.settings import ProjectSettings, project_settings, save_project_settings
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 ProjectName = Annotated[str, Path(pattern=PROJECT_PATTERN, description="Project slug (a-z, 0-9, -)")]
-MAX_FILES = 1000
+MAX_FILES = 10000
+ZIP_TYPES = ("application/zip", "application/x-zip-compressed")
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "payload-too-large", f"body of {declared} bytes is over the limit of {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "payload-too-large", f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def job_counts(job: JobSummary) -> JobCounts:
+    return JobCounts(
+        id=job.id,
+        status="completed" if job.status == "completed" else "running",
+        source=job.source,
+        total=job.total,
+        accepted=job.accepted,
+        duplicates=job.duplicates,
+        quarantined=job.quarantined,
+        refused=job.refused,
+        created_at=job.created_at,
+        completed_at=job.completed_at,
+    )
+
+
+def outcomes(job: JobSummary) -> list[InstanceOutcome]:
+    return [InstanceOutcome(**vars(result)) for result in job.results]
+
+
+async def add_archive(submission: Submission, file: IO[bytes]) -> None:
+    """Every member of a zip into ``submission``; a zip that cannot be opened is one refused entry."""
+    try:
+        for member in read_members(file, ArchiveLimits()):
+            await submission.add(member.data, member.refusal)
+    except ArchiveRefused as exc:
+        await submission.add(None, RefusedInstance(exc.code, exc.message))
 
 
 @router.post(
     "/projects/{project}/instances",
     response_model=UploadResponse,
-    summary="Upload DICOM instances",
+    summary="Upload DICOM instances, folders' worth of files, or zips",
     description=(
-        "Body: one file as `application/dicom`, or several as `multipart/form-data` (any field names). "
-        "Each instance is de-identified, rasterised and stored; the answer gives one outcome per file."
+        "Body: one file as `application/dicom`, a zip as `application/zip`, or several files (DICOM or zip) as "
+        "`multipart/form-data` (any field names). Each instance is de-identified (PS3.15 Basic Profile), "
+        "rasterised and stored; the answer is a job with one outcome per instance, also at `GET /v1/jobs/{id}`."
     ),
     responses={
         413: {"description": "Body too large"},
@@ -56,44 +83,106 @@ async def upload_instances(project: ProjectName, request: Request) -> UploadResp
     platform = request.app.state.platform
     limit = platform.settings.max_upload_bytes
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    correlation_id = uuid.uuid4()
-    if content_type == "application/dicom":
-        result = await service.ingest_instance(
-            platform, project, await _read_limited(request, limit), correlation_id=correlation_id
-        )
-        if result.outcome == "refused":
-            raise ApiError(422, "refused-instance", f"instance refused: {result.reason}")
-        results = [result]
-    elif content_type == "multipart/form-data":
-        results = []
-        async with request.form(max_files=MAX_FILES, max_fields=MAX_FILES) as form:
-            uploads = [value for _key, value in form.multi_items() if isinstance(value, UploadFile)]
-            if not uploads:
-                raise ApiError(400, "no-files", "the multipart body holds no file parts")
-            for index, upload in enumerate(uploads):
-                data = await upload.read()
-                results.append(
-                    await service.ingest_instance(platform, project, data, index=index, correlation_id=correlation_id)
-                )
-    else:
+    if content_type not in ("application/dicom", "multipart/form-data", *ZIP_TYPES):
         raise ApiError(
             415,
             "unsupported-media-type",
-            f"content type {content_type or '(none)'} is not accepted: send application/dicom or multipart/form-data",
+            f"content type {content_type or '(none)'} is not accepted: "
+            "send application/dicom, application/zip or multipart/form-data",
         )
-    outcomes = [InstanceOutcome(**vars(result)) for result in results]
+    submission = Submission(platform, project, "zip" if content_type in ZIP_TYPES else "upload")
+    single = None
+    if content_type == "application/dicom":
+        data = await read_limited(request, limit)
+        await submission.start()
+        single = await submission.add(data)
+    elif content_type in ZIP_TYPES:
+        body = await spool_body(request, limit)
+        with body:
+            await submission.start()
+            await add_archive(submission, body)
+    else:
+        async with request.form(max_files=MAX_FILES, max_fields=MAX_FILES, max_part_size=limit) as form:
+            uploads = [value for _key, value in form.multi_items() if isinstance(value, UploadFile)]
+            if not uploads:
+                raise ApiError(400, "no-files", "the multipart body holds no file parts")
+            await submission.start()
+            for upload in uploads:
+                head = await upload.read(4)
+                await upload.seek(0)
+                if is_zip(head):
+                    await add_archive(submission, upload.file)
+                else:
+                    await submission.add(await upload.read())
+    job = await submission.finish()
+    if single is not None and single.outcome == "refused":
+        raise ApiError(422, "refused-instance", f"instance refused: {single.reason}", [{"code": single.code}])
+    results = outcomes(job)
     return UploadResponse(
         project=project,
-        results=outcomes,
+        job=job_counts(job),
+        results=results,
         summary=UploadSummary(
-            accepted=sum(o.outcome == "accepted" for o in outcomes),
-            duplicate=sum(o.outcome == "duplicate" for o in outcomes),
-            refused=sum(o.outcome == "refused" for o in outcomes),
+            accepted=sum(o.outcome in ("accepted", "quarantined") for o in results),
+            duplicate=sum(o.outcome == "duplicate" for o in results),
+            refused=sum(o.outcome == "refused" for o in results),
         ),
     )
+
+
+@router.get("/jobs/{job_id}", response_model=JobResponse, summary="One submission's outcome per instance")
+async def read_job(job_id: str, request: Request) -> JobResponse:
+    job = await get_job(request.app.state.platform, job_id)
+    if job is None:
+        raise ApiError(404, "job-not-found", "no such ingest job")
+    return JobResponse(project=job.project, job=job_counts(job), results=outcomes(job))
 
 
 @router.get("/projects/{project}/studies", response_model=StudyList, summary="Studies ingested into a project")
 async def list_studies(project: ProjectName, request: Request) -> StudyList:
     studies = await service.list_studies(request.app.state.platform, project)
     return StudyList(project=project, studies=[Study(**vars(study)) for study in studies])
+
+
+@router.get("/projects/{project}/settings", response_model=IngestSettings, summary="De-identification and window")
+async def read_settings(project: ProjectName, request: Request) -> IngestSettings:
+    settings = await project_settings(request.app.state.platform, project)
+    preset = settings.preset
+    return IngestSettings(
+        date_policy=settings.date_policy,
+        window_center=preset.center if preset else None,
+        window_width=preset.width if preset else None,
+    )
+
+
+@router.put("/projects/{project}/settings", response_model=IngestSettings, summary="Set the project's ingest options")
+async def write_settings(project: ProjectName, body: IngestSettings, request: Request) -> IngestSettings:
+    if (body.window_center is None) != (body.window_width is None):
+        raise ApiError(422, "invalid-window", "give both window_center and window_width, or neither")
+    preset = None
+    if body.window_center is not None and body.window_width is not None:
+        preset = Window(body.window_center, body.window_width)
+    await save_project_settings(request.app.state.platform, project, ProjectSettings(body.date_policy, preset))
+    return body
+
+
+@router.get("/projects/{project}/quarantine", response_model=QuarantineList, summary="Instances waiting for review")
+async def list_quarantine(project: ProjectName, request: Request) -> QuarantineList:
+    items = await quarantine.list_quarantined(request.app.state.platform, project)
+    return QuarantineList(project=project, instances=[QuarantinedInstanceOut(**vars(item)) for item in items])
+
+
+@router.post(
+    "/projects/{project}/quarantine/{instance_id}/release",
+    response_model=ReleaseResponse,
+    summary="Release a reviewed instance for annotation",
+)
+async def release(project: ProjectName, instance_id: str, request: Request) -> ReleaseResponse:
+    caller = getattr(request.state, "caller", None)
+    try:
+        released = await quarantine.release_instance(
+            request.app.state.platform, project, instance_id, getattr(caller, "id", "unknown")
+        )
+    except quarantine.NotFound:
+        raise ApiError(404, "instance-not-found", "no such instance in this project") from None
+    return ReleaseResponse(instance_id=instance_id, released_images=released)

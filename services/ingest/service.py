@@ -1,4 +1,10 @@
-"""Ingest use cases: one DICOM instance in, de-identified objects, rows and events out."""
+"""Ingest use cases: one DICOM instance in, de-identified objects, rows and events out.
+
+Order per instance: read and refuse (header only) → triage burned-in text → de-identify (table
+driven) → encode → duplicate/conflict check → rasterise the de-identified dataset → objects under
+content keys → one transaction with the rows and the ``ImageIngested`` events (outbox). Nothing is
+stored for a refused instance. Submissions (jobs) are in :mod:`services.ingest.jobs`.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +22,13 @@ from medal.db.messaging import add_to_outbox
 from medal.db.schema import ingest as tables
 from medal.db.schema.base import utcnow
 from medal.platform import Platform
+from medal.storage.base import sha256_hex
 from proto import ImageIngested, envelope_for
-from services.ingest.deid import DeidentifiedInstance, deidentify, encode_dataset
+from services.ingest.deid import DeidentifiedInstance, DeidOptions, deidentify, encode_dataset
 from services.ingest.parsing import RefusedInstance, read_dicom
-from services.ingest.raster import RasterError, RasterFrame, rasterise
+from services.ingest.raster import RasterError, RasterFrame, Window, rasterise
+from services.ingest.settings import ProjectSettings, project_settings
+from services.ingest.triage import quarantine_reason
 
 log = logging.getLogger("medal.ingest")
 SOURCE = "ingest"
@@ -27,7 +36,7 @@ ID_NAMESPACE = uuid.UUID("6f1f3c4e-2a51-4f0b-9d7e-3b8f1d2c9a10")
 MAX_PIXEL_BYTES = 1024**3
 INSTANCES = Counter("medal_ingest_instances_total", "Instances by outcome", ["outcome"])
 
-Outcome = Literal["accepted", "duplicate", "refused"]
+Outcome = Literal["accepted", "quarantined", "duplicate", "refused"]
 
 
 @dataclass
@@ -37,6 +46,14 @@ class InstanceResult:
     reason: str | None = None
     instance_id: str | None = None
     image_ids: list[str] = field(default_factory=list)
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    deid: DeidentifiedInstance
+    dicom_bytes: bytes
+    quarantine: str | None
 
 
 def stable_id(*parts: str) -> str:
@@ -44,36 +61,79 @@ def stable_id(*parts: str) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, "/".join(parts)))
 
 
-async def ingest_instance(
-    platform: Platform, project: str, data: bytes, *, index: int = 0, correlation_id: uuid.UUID | None = None
-) -> InstanceResult:
+def refused(index: int, refusal: RefusedInstance) -> InstanceResult:
+    INSTANCES.labels("refused").inc()
+    return InstanceResult(index, "refused", refusal.message, code=refusal.code)
+
+
+def prepare(data: bytes, *, secret: bytes, project: str, options: DeidOptions) -> Prepared:
+    """Read, triage, de-identify and encode (CPU only). Raises RefusedInstance."""
+    dataset = read_dicom(data, max_pixel_bytes=MAX_PIXEL_BYTES)
+    reason = quarantine_reason(dataset)
     try:
-        dataset = await asyncio.to_thread(read_dicom, data, max_pixel_bytes=MAX_PIXEL_BYTES)
-        secret = platform.settings.deid_secret.get_secret_value().encode()
-        deid = deidentify(dataset, secret=secret, project=project)
+        deid = deidentify(dataset, secret=secret, project=project, options=options)
+        encoded = encode_dataset(deid.dataset)
+    except Exception as exc:  # pydicom raises many types for values it cannot re-encode
+        raise RefusedInstance(
+            "unwritable", f"the de-identified dataset cannot be written ({type(exc).__name__})"
+        ) from None
+    return Prepared(deid, encoded, reason)
+
+
+def rasterise_prepared(prepared: Prepared, preset: Window | None) -> list[RasterFrame]:
+    try:
+        return rasterise(prepared.deid.dataset, preset=preset)
+    except RasterError as exc:
+        raise RefusedInstance("raster_failed", str(exc)) from None
+
+
+async def ingest_instance(
+    platform: Platform,
+    project: str,
+    data: bytes,
+    *,
+    index: int = 0,
+    correlation_id: uuid.UUID | None = None,
+    settings: ProjectSettings | None = None,
+    seen: dict[str, str] | None = None,
+) -> InstanceResult:
+    """One instance; ``seen`` maps the pseudonymous SOP UIDs of this submission to their content hash."""
+    settings = settings or await project_settings(platform, project)
+    secret = platform.settings.deid_secret.get_secret_value().encode()
+    try:
+        prepared = await asyncio.to_thread(prepare, data, secret=secret, project=project, options=settings.deid_options)
     except RefusedInstance as exc:
-        INSTANCES.labels("refused").inc()
-        return InstanceResult(index, "refused", str(exc))
+        return refused(index, exc)
+    deid = prepared.deid
+    content_sha = sha256_hex(prepared.dicom_bytes)
+    if seen is not None and seen.setdefault(deid.sop_uid, content_sha) != content_sha:
+        twice = RefusedInstance("duplicate_in_upload", "two different files carry the same SOP Instance UID")
+        return refused(index, twice)
     instance_id = stable_id(project, deid.sop_uid)
-    if await _instance_exists(platform, deid.sop_uid):
+    existing = await _existing_sha(platform, deid.sop_uid)
+    if existing is not None:
+        if existing != content_sha:
+            return refused(
+                index, RefusedInstance("conflict", "an instance with this SOP Instance UID but other content exists")
+            )
         INSTANCES.labels("duplicate").inc()
         return InstanceResult(index, "duplicate", None, instance_id, await _image_ids(platform, instance_id))
     try:
-        frames = await asyncio.to_thread(rasterise, dataset)
-    except RasterError as exc:
-        INSTANCES.labels("refused").inc()
-        return InstanceResult(index, "refused", str(exc))
-    result = await _store(platform, project, deid, frames, instance_id, correlation_id)
+        frames = await asyncio.to_thread(rasterise_prepared, prepared, settings.preset)
+    except RefusedInstance as exc:
+        return refused(index, exc)
+    result = await _store(platform, project, prepared, frames, instance_id, correlation_id)
     result.index = index
     INSTANCES.labels(result.outcome).inc()
     platform.relay.notify()
     return result
 
 
-async def _instance_exists(platform: Platform, sop_uid: str) -> bool:
+async def _existing_sha(platform: Platform, sop_uid: str) -> str | None:
     async with platform.db.connect() as conn:
-        found = await conn.execute(select(tables.instances.c.id).where(tables.instances.c.sop_uid == sop_uid))
-        return found.first() is not None
+        found = await conn.execute(select(tables.instances.c.dicom_sha256).where(tables.instances.c.sop_uid == sop_uid))
+        row = found.first()
+        return None if row is None else str(row.dicom_sha256)
 
 
 async def _image_ids(platform: Platform, instance_id: str) -> list[str]:
@@ -84,19 +144,23 @@ async def _image_ids(platform: Platform, instance_id: str) -> list[str]:
         return [row.id for row in rows]
 
 
+def _numbers(values: tuple[float, ...] | None) -> str | None:
+    return None if values is None else "\\".join(f"{v:g}" for v in values)[:200]
+
+
 async def _store(
     platform: Platform,
     project: str,
-    deid: DeidentifiedInstance,
+    prepared: Prepared,
     frames: list[RasterFrame],
     instance_id: str,
     correlation_id: uuid.UUID | None,
 ) -> InstanceResult:
     """Objects first (content-addressed, so retries are harmless), then rows and events in one commit."""
     store = platform.store
-    dicom = await asyncio.to_thread(
-        store.put_content, "dicom", encode_dataset(deid.dataset), "dcm", "application/dicom"
-    )
+    deid = prepared.deid
+    quarantined = prepared.quarantine is not None
+    dicom = await asyncio.to_thread(store.put_content, "dicom", prepared.dicom_bytes, "dcm", "application/dicom")
     stored_frames = []
     for frame in frames:
         display = await asyncio.to_thread(store.put_content, "display", frame.display_png, "png", "image/png")
@@ -106,7 +170,6 @@ async def _store(
     now = utcnow()
     study_id = stable_id(project, deid.study_uid)
     series_id = stable_id(project, deid.series_uid)
-    pixel_spacing = getattr(deid.dataset, "PixelSpacing", None)
     async with platform.db.begin() as conn:
         await insert_ignore(
             conn,
@@ -142,7 +205,8 @@ async def _store(
                 "dicom_key": dicom.key,
                 "dicom_sha256": dicom.sha256,
                 "frames": len(frames),
-                "quarantined": False,
+                "quarantined": quarantined,
+                "quarantine_reason": prepared.quarantine,
                 "created_at": now,
             },
             ["id"],
@@ -154,6 +218,7 @@ async def _store(
         for frame, display, training in stored_frames:
             image_id = stable_id(instance_id, str(frame.frame))
             image_ids.append(image_id)
+            spacing = frame.geometry.pixel_spacing
             await conn.execute(
                 tables.images.insert().values(
                     id=image_id,
@@ -166,8 +231,13 @@ async def _store(
                     training_key=training.key,
                     training_sha256=training.sha256,
                     training_offset=frame.training_offset,
-                    pixel_spacing_row=float(pixel_spacing[0]) if pixel_spacing else None,
-                    pixel_spacing_col=float(pixel_spacing[1]) if pixel_spacing else None,
+                    pixel_spacing_row=spacing[0] if spacing else None,
+                    pixel_spacing_col=spacing[1] if spacing else None,
+                    pixel_spacing_source=frame.geometry.spacing_source,
+                    orientation=_numbers(frame.geometry.orientation),
+                    position=_numbers(frame.geometry.position),
+                    window_center=frame.window.center if frame.window else None,
+                    window_width=frame.window.width if frame.window else None,
                     created_at=now,
                 )
             )
@@ -185,12 +255,14 @@ async def _store(
                 display_sha256=display.sha256,
                 training_key=training.key,
                 training_sha256=training.sha256,
+                quarantined=quarantined,
             )
             message_id = uuid.uuid5(ID_NAMESPACE, f"event/{image_id}")
             await add_to_outbox(
                 conn, envelope_for(event, source=SOURCE, correlation_id=correlation_id, message_id=message_id)
             )
-    return InstanceResult(0, "accepted", None, instance_id, image_ids)
+    outcome: Outcome = "quarantined" if quarantined else "accepted"
+    return InstanceResult(0, outcome, prepared.quarantine, instance_id, image_ids)
 
 
 @dataclass(frozen=True)

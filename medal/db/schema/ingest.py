@@ -35,6 +35,9 @@ instances = Table(
     Column("dicom_sha256", SHA256_STR, nullable=False),
     Column("frames", Integer, nullable=False),
     Column("quarantined", Boolean, nullable=False),
+    Column("quarantine_reason", String(200), nullable=True, comment="Why it waits for review (no values quoted)"),
+    Column("released_at", UTCDateTime, nullable=True),
+    Column("released_by", String(64), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
 )
 
@@ -53,6 +56,49 @@ images = Table(
     Column("training_offset", Integer, nullable=False, comment="Added to modality values before 16-bit storage"),
     Column("pixel_spacing_row", Float, nullable=True),
     Column("pixel_spacing_col", Float, nullable=True),
+    Column("pixel_spacing_source", String(64), nullable=True, comment="Attribute the spacing came from"),
+    Column("orientation", String(200), nullable=True, comment="ImageOrientationPatient, six numbers"),
+    Column("position", String(120), nullable=True, comment="ImagePositionPatient, three numbers"),
+    Column("window_center", Float, nullable=True, comment="Window of the display PNG; null: min-max or VOI LUT"),
+    Column("window_width", Float, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("instance_id", "frame"),
+)
+
+project_settings = Table(
+    "ingest_project_settings",
+    metadata,
+    Column("project", String(63), primary_key=True),
+    Column("date_policy", String(16), nullable=False, comment="shift (Modified Dates option) or remove"),
+    Column("window_center", Float, nullable=True, comment="Display preset; null: the image's own window"),
+    Column("window_width", Float, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+jobs = Table(
+    "ingest_jobs",
+    metadata,
+    Column("id", UUID_STR, primary_key=True),
+    Column("project", String(63), nullable=False, index=True),
+    Column("source", String(16), nullable=False, comment="upload, zip, stow or cli"),
+    Column("status", String(16), nullable=False, comment="running or completed"),
+    Column("total", Integer, nullable=False),
+    Column("accepted", Integer, nullable=False),
+    Column("duplicates", Integer, nullable=False),
+    Column("quarantined", Integer, nullable=False),
+    Column("refused", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("completed_at", UTCDateTime, nullable=True),
+)
+
+job_items = Table(
+    "ingest_job_items",
+    metadata,
+    Column("job_id", UUID_STR, ForeignKey("ingest_jobs.id"), primary_key=True),
+    Column("position", Integer, primary_key=True, comment="Order in the submission; names are never stored"),
+    Column("outcome", String(16), nullable=False, comment="accepted, quarantined, duplicate or refused"),
+    Column("code", String(40), nullable=True),
+    Column("reason", String(300), nullable=True),
+    Column("instance_id", UUID_STR, nullable=True),
+    Column("images", Integer, nullable=False),
 )
