@@ -93,6 +93,9 @@ def build_parser(*, with_simulate: bool = True) -> argparse.ArgumentParser:
     demo.add_argument("--dicom", default=None, help="folder of DICOM files (default: a bundled CT study)")
     demo.set_defaults(func=_demo)
 
+    from medal.export_cli import register as register_export
+
+    register_export(commands)
     if not with_simulate:
         return parser
     try:
@@ -105,7 +108,7 @@ def build_parser(*, with_simulate: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = ("up", "serve", "worker", "migrate", "demo")
+_COMMANDS = ("up", "serve", "worker", "migrate", "demo", "export")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

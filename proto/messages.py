@@ -38,6 +38,10 @@ class ImageIngested(Message):
     display_sha256: str = Field(pattern=SHA256)
     training_key: str = Field(pattern=OBJECT_KEY, description="16-bit PNG of modality values.")
     training_sha256: str = Field(pattern=SHA256)
+    training_offset: int = Field(default=0, description="Subtract from training PNG values to get modality values.")
+    dicom_key: str | None = Field(
+        default=None, pattern=OBJECT_KEY, description="The de-identified DICOM instance (for DICOM SEG exports)."
+    )
     quarantined: bool = Field(default=False, description="True: never offered for annotation.")
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import tempfile
+import zipfile
+from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from medal.errors import ApiError
-from services.annotation import labelling, loop_events, mask_codec, tasks
+from services.annotation import exports, labelling, loop_events, mask_codec, tasks
 from services.annotation.mask_codec import InvalidMask, Mask
 from services.annotation.projects import ProjectNotFound
 from services.annotation.rounds import RoundConflict
@@ -208,3 +212,33 @@ async def project_status(project: ProjectName, request: Request) -> ProjectStatu
         return ProjectStatus(**await labelling.status(request.app.state.platform, project))
     except ProjectNotFound:
         raise _project_missing(project) from None
+
+
+@router.get(
+    "/projects/{project}/export",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}}},
+    summary="Download the labelled data set as a zip (png, coco, nifti or dicom-seg)",
+)
+async def export(
+    project: ProjectName,
+    request: Request,
+    format: Annotated[str, Query(pattern=r"^(png|coco|nifti|dicom-seg)$")] = "png",
+) -> Response:
+    spool = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)  # noqa: SIM115 (closed by the stream)
+    try:
+        with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_STORED) as archive:
+            summary = await exports.export_to(request.app.state.platform, project, format, exports.zip_sink(archive))
+            archive.writestr("export.json", json.dumps(vars(summary), indent=2))
+    except ProjectNotFound:
+        spool.close()
+        raise _project_missing(project) from None
+    spool.seek(0)
+
+    def chunks() -> Iterator[bytes]:
+        with spool:
+            while chunk := spool.read(1024 * 1024):
+                yield chunk
+
+    headers = {"Content-Disposition": f'attachment; filename="{project}-{format}.zip"'}
+    return StreamingResponse(chunks(), media_type="application/zip", headers=headers)

@@ -94,9 +94,17 @@ async def on_batch_selected(platform: Platform, envelope: Envelope, event: Batch
 
 
 async def on_predictions_stored(platform: Platform, envelope: Envelope, event: PredictionsStored) -> None:
-    """Record machine-made masks, unless a person labelled the image meanwhile."""
+    """Record machine-made masks, unless a person labelled the image meanwhile. Once per (job, shard)."""
     async with platform.db.begin() as conn:
         if not await claim_message(conn, CONSUMER, str(envelope.id)):
+            return
+        first_time = await insert_ignore(
+            conn,
+            tables.autolabel_shards,
+            {"job_id": str(event.job_id), "shard_index": event.shard_index, "completed_at": utcnow()},
+            ["job_id", "shard_index"],
+        )
+        if not first_time:
             return
         project = await projects.load_project(conn, event.project)
         labelled = await rounds.human_masks(conn, project.id)
@@ -115,12 +123,6 @@ async def on_predictions_stored(platform: Platform, envelope: Envelope, event: P
                 model_version_id=str(event.model_version_id),
                 confidence=prediction.confidence,
             )
-        await insert_ignore(
-            conn,
-            tables.autolabel_shards,
-            {"job_id": str(event.job_id), "shard_index": event.shard_index, "completed_at": utcnow()},
-            ["job_id", "shard_index"],
-        )
 
 
 async def request_autolabel(platform: Platform, project_name: str, model_version_id: str | None) -> AutoLabelJob:

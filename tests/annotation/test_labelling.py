@@ -255,8 +255,10 @@ def test_selection_replaces_backlog_tasks_and_machine_masks_arrive(harness: Harn
         ],
     )
     h.platform.store.put(f"predictions/ab/{digest}.png", good_mask(), "image/png")
-    h.publish(stored, "inference")
-    h.publish(stored, "inference")  # a redelivery: no second version
+    envelope = h.publish(stored, "inference")
+    h.platform.bus.publish(envelope)  # a redelivery of the same message
+    h.publish(stored, "inference")  # the same shard reported again under a new id
+
     mask = wait_for(lambda: (r := h.http.get(f"/annotation/v1/images/{target}/mask")).status_code == 200 and r)
     assert mask.headers["X-Mask-Machine-Made"] == "true" and mask.headers["X-Mask-Confidence"] == "0.4200"
     assert mask.headers["ETag"] == '"1"'

@@ -27,6 +27,8 @@ images = Table(
     Column("height", Integer, nullable=False),
     Column("display_key", KEY_STR, nullable=False),
     Column("training_key", KEY_STR, nullable=False),
+    Column("training_offset", Integer, nullable=False, server_default="0"),
+    Column("dicom_key", KEY_STR, nullable=True, comment="De-identified source instance"),
     Column("held_out", Boolean, nullable=False, server_default="0", comment="Evaluation set: never in the pool"),
     Column("created_at", UTCDateTime, nullable=False),
 )

@@ -114,6 +114,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_annotation_tasks_project_id_state'), ['project_id', 'state'], unique=False)
 
     with op.batch_alter_table('annotation_images', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('training_offset', sa.Integer(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('dicom_key', sa.String(length=512), nullable=True, comment='De-identified source instance'))
         batch_op.add_column(sa.Column('held_out', sa.Boolean(), server_default='0', nullable=False, comment='Evaluation set: never in the pool'))
 
     with op.batch_alter_table('annotation_projects', schema=None) as batch_op:
@@ -129,6 +131,8 @@ def downgrade() -> None:
 
     with op.batch_alter_table('annotation_images', schema=None) as batch_op:
         batch_op.drop_column('held_out')
+        batch_op.drop_column('dicom_key')
+        batch_op.drop_column('training_offset')
 
     with op.batch_alter_table('annotation_tasks', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_annotation_tasks_project_id_state'))
