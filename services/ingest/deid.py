@@ -147,8 +147,10 @@ class _Walker:
             vr = raw.VR or _dictionary_vr(tag_int)
             if action is None:
                 action = self._unlisted_action(tag_int, vr)
+            elif action == "C" and vr == "TM":
+                action = "K"  # times of day are kept with Modified Dates; only the dates move
             elif action == "C" and vr not in DATE_VRS:
-                action = "K"  # TM and timezone: kept with Modified Dates (PS3.15 E.3.6)
+                action = self.profile.basic_action(tag_int)  # nothing to shift: the Basic Profile decides
             self._apply(ds, tag_int, vr, action)
 
     def _unlisted_action(self, tag: int, vr: str) -> str:

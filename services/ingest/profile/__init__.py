@@ -50,6 +50,11 @@ class Profile:
                 return masked_row
         return None
 
+    def basic_action(self, tag: int) -> str:
+        """The Basic Profile's resolved action for a listed tag (X for an unlisted one)."""
+        row = self.row_for(tag)
+        return "X" if row is None else RESOLVED_COMPOUND.get(row.basic, row.basic)
+
     def action(self, tag: int, options: frozenset[str]) -> str | None:
         """The single action (X, Z, D, U, K or C) for ``tag``, or None when the table does not list it.
 
