@@ -65,7 +65,7 @@ def _migrate(_args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from medal.demo import run_demo
 
-    return run_demo(args.dicom)
+    return run_demo(args.data)
 
 
 def build_parser(*, with_simulate: bool = True) -> argparse.ArgumentParser:
@@ -89,8 +89,8 @@ def build_parser(*, with_simulate: bool = True) -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     migrate.set_defaults(func=_migrate)
 
-    demo = commands.add_parser("demo", help="ingest a sample DICOM study end to end and list its images")
-    demo.add_argument("--dicom", default=None, help="folder of DICOM files (default: a bundled CT study)")
+    demo = commands.add_parser("demo", help="the whole job on real CT data, embedded: ingest, rounds, export")
+    demo.add_argument("--data", default=None, help="a labelled data-set folder (default: ../shared covid19-ct-seg)")
     demo.set_defaults(func=_demo)
 
     from medal.export_cli import register as register_export
