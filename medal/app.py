@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +14,7 @@ from fastapi import FastAPI, Request
 from medal.bus import Bus, Handler
 from medal.db.migrate import upgrade
 from medal.errors import install_error_handlers
-from medal.platform import Platform
+from medal.platform import BackgroundTask, Platform
 from medal.settings import SERVICE_NAMES, Settings
 from medal.web import health_router
 from proto.topology import SERVICE_QUEUE
@@ -30,6 +31,15 @@ def service_handlers(name: str, platform: Platform) -> Mapping[str, Handler]:
     module = importlib.import_module(f"services.{name}.handlers")
     handlers: Mapping[str, Handler] = module.handlers(platform)
     return handlers
+
+
+def service_background(name: str, platform: Platform) -> list[BackgroundTask]:
+    """The service's long-running tasks: ``background(platform)`` of ``services.<name>.background``, if any."""
+    module_name = f"services.{name}.background"
+    if importlib.util.find_spec(module_name) is None:
+        return []
+    tasks: list[BackgroundTask] = importlib.import_module(module_name).background(platform)
+    return list(tasks)
 
 
 def build_app(
@@ -57,6 +67,7 @@ def build_app(
                 platform.start_consumer(
                     SERVICE_QUEUE[name], service_handlers(name, platform), prefetch=settings.bus_prefetch
                 )
+                platform.start_background(service_background(name, platform))
         try:
             yield
         finally:

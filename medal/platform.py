@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from medal.bus import Bus, Handler, build_bus
 from medal.db.engine import Database
@@ -18,6 +19,8 @@ from medal.storage import ObjectStore, build_store
 log = logging.getLogger("medal.platform")
 
 HandlerFactory = Callable[["Platform"], Mapping[str, Handler]]
+#: A long-running task of a service besides its consumer (e.g. the trainer's job loop): runs until the event is set.
+BackgroundTask = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -32,6 +35,8 @@ class Platform:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
     _stop_relay: asyncio.Event = field(default_factory=asyncio.Event)
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
+    _stop_background: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
@@ -65,6 +70,11 @@ class Platform:
     def start_relay(self) -> None:
         self._tasks.append(asyncio.get_running_loop().create_task(self.relay.run(self._stop_relay)))
 
+    def start_background(self, tasks: Sequence[BackgroundTask]) -> None:
+        """Run each task on the current event loop until :meth:`stop` (after the consumers stopped)."""
+        loop = asyncio.get_running_loop()
+        self._background.extend(loop.create_task(task(self._stop_background)) for task in tasks)
+
     def start_consumer(
         self,
         queue: str,
@@ -91,10 +101,16 @@ class Platform:
         self._threads.append(thread)
 
     async def stop(self) -> None:
-        """Stop consumers (finishing in-flight work), then the relay, then close adapters."""
+        """Stop consumers (finishing in-flight work), then background tasks, then the relay, then close adapters."""
         self.stopping.set()
         for thread in self._threads:
             await asyncio.to_thread(thread.join, 60)
+        self._stop_background.set()
+        for background in self._background:
+            try:
+                await background
+            except Exception:
+                log.exception("a background task failed")
         self._stop_relay.set()
         for task in self._tasks:
             await task

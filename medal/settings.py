@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     bus_heartbeat_seconds: int = Field(default=30, ge=0, le=600)
     outbox_poll_seconds: float = Field(default=0.5, gt=0, le=60)
 
+    trainer_lease_seconds: float = Field(
+        default=60, gt=0, le=3600, description="A member job's lease; a worker silent this long loses its job."
+    )
+    trainer_heartbeat_seconds: float = Field(
+        default=10, gt=0, le=600, description="How often a training worker renews its lease and writes progress."
+    )
+
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     worker_heartbeat_file: Path | None = Field(

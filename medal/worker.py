@@ -13,7 +13,7 @@ import signal
 import threading
 from types import FrameType
 
-from medal.app import service_handlers
+from medal.app import service_background, service_handlers
 from medal.bus import ConsumerStats
 from medal.platform import Platform
 from medal.settings import Settings
@@ -37,6 +37,7 @@ def run_worker(settings: Settings, service: str) -> ConsumerStats:
 
     async def start() -> None:
         platform.start_relay()
+        platform.start_background(service_background(service, platform))
 
     asyncio.run_coroutine_threadsafe(start(), loop).result()
     heartbeat = settings.worker_heartbeat_file

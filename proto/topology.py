@@ -8,6 +8,7 @@ queue ``<queue>.dlq``. See docs/adr/0002-queue-topology.md.
 
 from __future__ import annotations
 
+from proto.loop import RoundCompleted, TrainMember
 from proto.messages import ImageIngested, IngestJobCompleted
 
 EXCHANGE = "medal"
@@ -24,7 +25,7 @@ QUEUES: dict[str, tuple[str, ...]] = {
         "batch.selected.v1",
         "predictions.stored.v1",
     ),
-    "trainer.commands": (),
+    "trainer.commands": (RoundCompleted.TYPE, TrainMember.TYPE),
     "query.commands": ("model.trained.v1", "pool-shard.score.v1"),
     "inference.commands": ("image.ingested.v1", "model.trained.v1", "model.promoted.v1", "autolabel.run.v1"),
 }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -23,7 +23,7 @@ from medal.model.device import ComputeDevice, seed_everything
 from medal.model.fcn import SuggestiveFCN
 from services.trainer.augment import AugmentConfig, augment_batch
 
-__all__ = ["TrainedMember", "TrainingConfig", "build_model", "segmentation_loss", "train_member"]
+__all__ = ["EpochReport", "TrainedMember", "TrainingConfig", "build_model", "segmentation_loss", "train_member"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,23 @@ class TrainedMember:
     best_validation_loss: float
     seconds: float
     images_seen: int
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """Handed to ``train_member``'s ``on_epoch`` after every epoch (the model is in eval mode then).
+
+    ``validation_loss`` is None without validation images; ``best_epoch`` is the epoch whose state
+    will be kept.
+    """
+
+    epoch: int
+    max_epochs: int
+    train_loss: float
+    validation_loss: float | None
+    best_epoch: int
+    seconds: float
+    model: nn.Module
 
 
 def build_model(in_channels: int, num_classes: int, config: TrainingConfig) -> SuggestiveFCN:
@@ -121,6 +138,7 @@ def train_member(
     compute: ComputeDevice,
     seed: int,
     initial_state: Mapping[str, torch.Tensor] | None = None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> TrainedMember:
     """Train one FCN from scratch (or from ``initial_state``) with early stopping.
 
@@ -134,6 +152,7 @@ def train_member(
         compute: device and mixed precision.
         seed: seeds initialisation, batch order and augmentation.
         initial_state: weights to start from (warm start) instead of a fresh initialisation.
+        on_epoch: called after every epoch (progress, cancellation: an exception it raises stops training).
     """
     if len(train_indices) == 0:
         raise ValueError("a member needs at least one training image")
@@ -156,6 +175,7 @@ def train_member(
     best_loss, best_epoch, epochs_run, images_seen = math.inf, 0, 0, 0
     for epoch in range(1, config.max_epochs + 1):
         model.train()
+        loss_sum, loss_count = torch.zeros((), device=compute.device), 0
         for batch in _epoch_batches(train_indices, config, generator):
             batch_images, batch_masks = augment_batch(images[batch], masks[batch], generator, config.augment)
             optimiser.zero_grad(set_to_none=True)
@@ -166,16 +186,23 @@ def train_member(
             scaler.step(optimiser)
             scaler.update()
             images_seen += len(batch)
+            loss_sum, loss_count = loss_sum + loss.detach() * len(batch), loss_count + len(batch)
         schedule.step()
         epochs_run = epoch
+        validation: float | None = None
         if len(validation_indices) == 0:
             best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
-            continue
-        validation = _validation_loss(model, loss_function, images, masks, validation_indices, config, compute)
-        if validation < best_loss:
-            best_loss, best_epoch = validation, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        elif epoch - best_epoch >= config.patience:
+        else:
+            validation = _validation_loss(model, loss_function, images, masks, validation_indices, config, compute)
+            if validation < best_loss:
+                best_loss, best_epoch = validation, epoch
+                best_state = copy.deepcopy(model.state_dict())
+        if on_epoch is not None:
+            model.eval()
+            train_loss = float(loss_sum) / max(1, loss_count)
+            seconds = time.perf_counter() - started
+            on_epoch(EpochReport(epoch, config.max_epochs, train_loss, validation, best_epoch, seconds, model))
+        if validation is not None and epoch - best_epoch >= config.patience:
             break
     model.load_state_dict(best_state)
     model.eval()

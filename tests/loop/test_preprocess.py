@@ -115,3 +115,8 @@ def test_foreign_bytes_are_not_a_member() -> None:
 def test_training_config_follows_the_spec() -> None:
     config = build_training_config(SPEC)
     assert (config.width, config.max_epochs, config.patience, config.batch_size) == (1 / 16, 2, 1, 4)
+
+
+def test_scales_fuse_at_half_resolution_on_a_cpu_and_full_on_a_gpu() -> None:
+    assert build_training_config(SPEC).fusion_stride == 2
+    assert build_training_config(SPEC, on_gpu=True).fusion_stride == 1
