@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -47,7 +48,7 @@ def samples_dir() -> Path:
 async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
     settings = Settings(data_dir=tmp_path / "medal", api_keys=[])
     settings.data_dir.mkdir(parents=True)
-    upgrade(settings.effective_database_url)
+    await asyncio.to_thread(upgrade, settings.effective_database_url)
     built = Platform.build(settings, ["ingest"])
     try:
         yield built
