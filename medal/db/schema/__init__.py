@@ -5,6 +5,8 @@ outbox and inbox every service uses through medal.db.messaging); an architecture
 """
 
 from medal.db.schema import annotation, ingest, messaging
+from medal.db.schema import inference as inference
+from medal.db.schema import query as query
 from medal.db.schema import trainer as trainer
 from medal.db.schema.base import metadata
 
