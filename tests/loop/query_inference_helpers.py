@@ -1,0 +1,81 @@
+"""What the query and inference flow tests share: a migrated embedded platform, tiny members and images."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from sqlalchemy import select
+
+from medal.bus.inprocess import InProcessBus
+from medal.db.migrate import upgrade
+from medal.db.schema.messaging import outbox
+from medal.model.fcn import SuggestiveFCN
+from medal.model.weights import save_member
+from medal.platform import Platform
+from medal.settings import Settings
+from proto import Envelope, Message
+from proto.envelope import decode
+from proto.loop import PoolItem, SelectionSpec, TrainingSpec
+
+TINY = TrainingSpec(num_classes=2, image_size=16, width=1 / 16, max_epochs=1, patience=1, batch_size=2)
+
+
+async def build_platform(tmp_path: Path, service: str, database_url: str | None = None) -> Platform:
+    """A migrated database (SQLite under ``tmp_path`` by default), a directory store, an in-process bus."""
+    settings = Settings(data_dir=tmp_path, api_keys=[], database_url=database_url)
+    await asyncio.to_thread(upgrade, settings.effective_database_url)
+    return Platform.build(settings, [service], bus=InProcessBus())
+
+
+async def close(platform: Platform) -> None:
+    platform.relay.close()
+    platform.bus.close()
+    await platform.db.dispose()
+
+
+def store_members(platform: Platform, count: int = 2, seed: int = 0, spec: TrainingSpec = TINY) -> list[str]:
+    """Untrained (random) members saved as the trainer saves them; their weight keys."""
+    keys = []
+    for member in range(count):
+        torch.manual_seed(seed * 100 + member)
+        model = SuggestiveFCN(1, spec.num_classes, width=spec.width, blocks_per_stage=(1, 1, 1, 1, 1))
+        stored = platform.store.put_content("weights", save_member(model, spec), "pt", "application/octet-stream")
+        keys.append(stored.key)
+    return keys
+
+
+def png16(width: int, height: int, seed: int) -> bytes:
+    values = np.random.default_rng(seed).integers(0, 4000, size=(height, width)).astype(np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(values).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def store_images(platform: Platform, count: int, width: int = 20, height: int = 12, seed: int = 0) -> list[PoolItem]:
+    """``count`` random 16-bit training PNGs in the store, as pool items."""
+    items = []
+    for index in range(count):
+        stored = platform.store.put_content("images", png16(width, height, seed * 1000 + index), "png", "image/png")
+        items.append(PoolItem(image_id=uuid.uuid4(), image_key=stored.key, offset=1024))
+    return items
+
+
+def selection_spec(strategy: str = "suggestive", candidates: int = 6, batch: int = 3) -> SelectionSpec:
+    return SelectionSpec.model_validate({"strategy": strategy, "candidates": candidates, "batch": batch})
+
+
+async def outbox_messages(platform: Platform, message_type: str) -> list[tuple[Envelope, Message]]:
+    """Every queued message of one type, oldest first."""
+    async with platform.db.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(outbox.c.body).where(outbox.c.message_type == message_type).order_by(outbox.c.created_at)
+            )
+        ).all()
+    return [decode(row.body) for row in rows]
