@@ -1,0 +1,171 @@
+"""Inference in embedded mode: images and model versions from events, auto-label shards, REST predict."""
+
+from __future__ import annotations
+
+import base64
+import io
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from medal.db.schema import inference as tables
+from medal.platform import Platform
+from proto import ImageIngested
+from proto.envelope import envelope_for
+from proto.loop import AutoLabel, ModelPromoted, ModelTrained, PoolItem, PredictionsStored
+from services.inference import service
+from services.inference.handlers import handlers
+from services.inference.main import create_app
+from tests.loop.query_inference_helpers import (
+    TINY,
+    build_platform,
+    close,
+    outbox_messages,
+    selection_spec,
+    store_images,
+    store_members,
+)
+
+SHA = "0" * 64
+
+
+@pytest.fixture
+async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
+    built = await build_platform(tmp_path, "inference")
+    yield built
+    await close(built)
+
+
+def ingested(item: PoolItem, width: int, height: int, project: str = "chest") -> ImageIngested:
+    return ImageIngested(
+        project=project,
+        image_id=item.image_id,
+        study_id=uuid.uuid4(),
+        series_id=uuid.uuid4(),
+        instance_id=uuid.uuid4(),
+        frame=0,
+        modality="CT",
+        width=width,
+        height=height,
+        display_key="display/aa/a.png",
+        display_sha256=SHA,
+        training_key=item.image_key,
+        training_sha256=SHA,
+    )
+
+
+def trained(platform: Platform, version: int, project: str = "chest") -> ModelTrained:
+    return ModelTrained(
+        project=project,
+        round_id=uuid.uuid4(),
+        model_version_id=uuid.uuid4(),
+        version=version,
+        member_keys=store_members(platform, 2, seed=version),
+        validation_dice=0.5,
+        labels=4,
+        pool_key="manifests/aa/pool.json",
+        training=TINY,
+        selection=selection_spec(),
+    )
+
+
+async def current_versions(platform: Platform) -> list[int]:
+    m = tables.models
+    async with platform.db.connect() as conn:
+        return list((await conn.execute(select(m.c.version).where(m.c.current.is_(True)))).scalars())
+
+
+async def test_first_version_is_current_until_another_is_promoted(platform: Platform) -> None:
+    handle = handlers(platform)
+    first, second = trained(platform, 1), trained(platform, 2)
+    for event in (first, second):
+        await handle[ModelTrained.TYPE](envelope_for(event, source="trainer"), event)
+    assert await current_versions(platform) == [1]
+    promoted = ModelPromoted(project="chest", model_version_id=second.model_version_id, version=2)
+    await handle[ModelPromoted.TYPE](envelope_for(promoted, source="trainer"), promoted)
+    assert await current_versions(platform) == [2]
+    early = ModelPromoted(project="chest", model_version_id=uuid.uuid4(), version=3)
+    with pytest.raises(service.UnknownModelVersion):  # retried until its model.trained.v1 is in
+        await handle[ModelPromoted.TYPE](envelope_for(early, source="trainer"), early)
+    assert await current_versions(platform) == [2]
+
+
+async def test_autolabel_stores_machine_masks_once_and_reports_them(platform: Platform) -> None:
+    handle = handlers(platform)
+    model = trained(platform, 1)
+    items = store_images(platform, 3, width=20, height=12)
+    command = AutoLabel(
+        project="chest",
+        job_id=uuid.uuid4(),
+        model_version_id=model.model_version_id,
+        member_keys=model.member_keys,
+        training=TINY,
+        shard_index=1,
+        shard_count=2,
+        items=items,
+    )
+    delivery = envelope_for(command, source="annotation")
+    await handle[AutoLabel.TYPE](delivery, command)
+    await handle[AutoLabel.TYPE](delivery, command)  # redelivered
+    await handle[AutoLabel.TYPE](envelope_for(command, source="annotation"), command)  # sent twice
+
+    stored = await outbox_messages(platform, PredictionsStored.TYPE)
+    assert len(stored) == 1
+    envelope, event = stored[0]
+    assert isinstance(event, PredictionsStored) and envelope.correlation_id == delivery.correlation_id
+    assert (event.job_id, event.shard_index, event.shard_count) == (command.job_id, 1, 2)
+    assert [p.image_id for p in event.predictions] == [i.image_id for i in items]
+    for prediction in event.predictions:
+        assert prediction.mask_key.startswith("predictions/") and 0.5 <= prediction.confidence <= 1.0
+        mask = np.asarray(Image.open(io.BytesIO(platform.store.get(prediction.mask_key))))
+        assert mask.shape == (12, 20) and mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1}
+    async with platform.db.connect() as conn:
+        rows = (await conn.execute(select(tables.autolabel_shards))).all()
+    assert len(rows) == 1 and rows[0].model_version_id == str(model.model_version_id)
+
+
+async def test_predict_one_image_over_rest(platform: Platform) -> None:
+    handle = handlers(platform)
+    (item,) = store_images(platform, 1, width=24, height=16)
+    image_event = ingested(item, 24, 16)
+    await handle[ImageIngested.TYPE](envelope_for(image_event, source="ingest"), image_event)
+    app = create_app()
+    app.state.platform = platform
+    url = "/v1/projects/chest/predict"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://inference") as client:
+        refused = await client.post(url, json={"image_id": str(item.image_id)})
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "no-model"
+
+        first, second = trained(platform, 1), trained(platform, 2)
+        for event in (first, second):
+            await handle[ModelTrained.TYPE](envelope_for(event, source="trainer"), event)
+        latest = await client.post(url, json={"image_id": str(item.image_id)})
+        assert latest.status_code == 200, latest.text
+        body = latest.json()
+        assert (body["model_version_id"], body["version"]) == (str(first.model_version_id), 1)  # the current one
+        assert (body["width"], body["height"]) == (24, 16) and 0.5 <= body["confidence"] <= 1.0
+        mask = Image.open(io.BytesIO(base64.b64decode(body["mask_png_base64"])))
+        assert mask.size == (24, 16) and mask.mode == "L"
+
+        chosen = await client.post(
+            url, json={"image_id": str(item.image_id), "model_version_id": str(second.model_version_id)}
+        )
+        assert chosen.status_code == 200 and chosen.json()["version"] == 2
+        again = await client.post(url, json={"image_id": str(item.image_id)})
+        assert again.json() == body  # deterministic, served from the cached committee
+        assert app.state.committees.loads == 2
+
+        unknown_image = await client.post(url, json={"image_id": str(uuid.uuid4())})
+        assert unknown_image.status_code == 404 and unknown_image.json()["error"]["code"] == "image-not-found"
+        other_project = await client.post("/v1/projects/other/predict", json={"image_id": str(item.image_id)})
+        assert other_project.status_code == 404
+        unknown_model = await client.post(
+            url, json={"image_id": str(item.image_id), "model_version_id": str(uuid.uuid4())}
+        )
+        assert unknown_model.status_code == 404 and unknown_model.json()["error"]["code"] == "model-not-found"
