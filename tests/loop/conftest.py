@@ -21,7 +21,7 @@ from proto.envelope import envelope_for
 from proto.loop import RoundCompleted, SelectionSpec, TrainingSpec
 from proto.manifests import LabelledItem, LabelledSet, Pool
 
-TINY_SPEC = TrainingSpec(num_classes=2, image_size=16, width=1 / 16, max_epochs=2, patience=2, batch_size=4)
+TINY_SPEC = TrainingSpec(num_classes=2, image_size=16, width=1 / 16, max_epochs=2, patience=2, batch_size=8)
 SELECTION = SelectionSpec(strategy="suggestive", candidates=4, batch=2)
 
 

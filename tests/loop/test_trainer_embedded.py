@@ -147,3 +147,26 @@ def test_a_round_without_labels_is_dead_lettered_and_records_nothing(trainer: Tr
     assert "no labelled images" in reason if problem == "empty" else "not in object storage" in reason
     assert trainer.count(tables.rounds, tables.rounds.c.id == str(round_id)) == 0
     assert trainer.count(messaging.inbox, messaging.inbox.c.message_id == str(envelope.id)) == 0
+
+
+def test_models_cli_lists_compares_promotes_and_rolls_back(
+    trainer: Trainer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medal.cli import main
+
+    versions = [v["version"] for v in trainer.get("/models")["versions"]]
+    current = trainer.get("/models")["current"]
+    newest = max(versions)
+    common = ["--project", "chest", "--server", trainer.base]
+    assert main(["models", "list", *common]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0].split()[:3] == ["version", "status", "round"] and len(listed) == 1 + len(versions)
+    assert main(["models", "compare", "1", str(newest), *common]) == 0
+    assert f"version {newest} vs 1: Dice" in capsys.readouterr().out
+    assert main(["models", "promote", str(newest), *common]) == 0
+    assert f"version {newest} is current" in capsys.readouterr().out
+    assert main(["models", "rollback", *common]) == 0
+    assert trainer.get("/models")["current"] != newest
+    assert main(["models", "promote", "99", *common]) == 1
+    assert "no model version 99" in capsys.readouterr().err
+    assert current is not None
