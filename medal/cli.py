@@ -99,6 +99,9 @@ def build_parser(*, with_simulate: bool = True) -> argparse.ArgumentParser:
     from medal.models_cli import register as register_models
 
     register_models(commands)
+    from medal.ingest_cli import register as register_ingest
+
+    register_ingest(commands)
     if not with_simulate:
         return parser
     try:
@@ -111,7 +114,7 @@ def build_parser(*, with_simulate: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = ("up", "serve", "worker", "migrate", "demo", "export", "models")
+_COMMANDS = ("up", "serve", "worker", "migrate", "demo", "export", "models", "ingest")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
