@@ -71,6 +71,15 @@ class Settings(BaseSettings):
         default=10, gt=0, le=600, description="How often a training worker renews its lease and writes progress."
     )
 
+    inference_url: str | None = Field(
+        default=None,
+        description="Base URL of the inference service's process (annotation calls it for pre-annotation); "
+        "default: the origin of the request (embedded mode, every service on one port).",
+    )
+    trainer_url: str | None = Field(
+        default=None, description="Base URL of the trainer service's process; default: the request's origin."
+    )
+
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     worker_heartbeat_file: Path | None = Field(

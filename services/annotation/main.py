@@ -5,9 +5,15 @@ from fastapi import FastAPI
 from medal.web import service_app
 from services.annotation.api import router
 from services.annotation.api_labelling import router as labelling_router
+from services.annotation.monailabel_api import router as monailabel_router
+from services.annotation.web_ui import WebUi
 
 
 def create_app() -> FastAPI:
-    return service_app(
-        "annotation", "Projects, images to label, masks, rounds and exports.", [router, labelling_router]
+    app = service_app(
+        "annotation",
+        "Projects, images to label, masks, rounds and exports; the web UI; a MONAI Label compatible API.",
+        [router, labelling_router, monailabel_router],
     )
+    app.mount("/ui", WebUi(), name="ui")
+    return app
