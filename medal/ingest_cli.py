@@ -34,7 +34,7 @@ class Item:
     label: str
     path: Path | None = None
     data: bytes | None = None
-    refusal: str | None = None
+    refusal: tuple[str, str] | None = None
 
     def load(self) -> bytes | None:
         return self.path.read_bytes() if self.path is not None else self.data
@@ -58,7 +58,7 @@ def collect(paths: list[Path]) -> Iterator[Item]:
         elif path.is_file():
             yield from _file_items(path)
         else:
-            yield Item(str(path), refusal="missing: no such file or folder")
+            yield Item(str(path), refusal=("missing", "no such file or folder"))
 
 
 def _file_items(path: Path) -> Iterator[Item]:
@@ -71,10 +71,10 @@ def _file_items(path: Path) -> Iterator[Item]:
         try:
             for member in read_members(handle, ArchiveLimits()):
                 label = f"{path} #{member.position + 1}"
-                refusal = f"{member.refusal.code}: {member.refusal.message}" if member.refusal else None
+                refusal = (member.refusal.code, member.refusal.message) if member.refusal else None
                 yield Item(label, data=member.data, refusal=refusal)
         except ArchiveRefused as exc:
-            yield Item(str(path), refusal=f"{exc.code}: {exc.message}")
+            yield Item(str(path), refusal=(exc.code, exc.message))
 
 
 def count_items(paths: list[Path]) -> int:
@@ -109,7 +109,9 @@ def batches(items: Iterator[Item], size: int) -> Iterator[list[tuple[Item, bytes
 def send(client: httpx.Client, base: str, project: str, batch: list[tuple[Item, bytes | None]]) -> list[dict[str, Any]]:
     sendable = [(index, data) for index, (_item, data) in enumerate(batch) if data is not None]
     results: list[dict[str, Any]] = [
-        {"outcome": "refused", "code": "local", "reason": item.refusal} for item, _data in batch
+        {"outcome": "refused", "code": code, "reason": reason}
+        for item, _data in batch
+        for code, reason in [item.refusal or ("empty", "nothing to send")]
     ]
     if not sendable:
         return results

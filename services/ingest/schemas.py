@@ -11,6 +11,8 @@ PROJECT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 
 class InstanceOutcome(BaseModel):
+    model_config = {"extra": "ignore"}
+
     index: int = Field(description="Position of the file in the submission (file names are never echoed).")
     outcome: Literal["accepted", "quarantined", "duplicate", "refused"]
     code: str | None = Field(default=None, description="Machine code of a refusal, e.g. not_dicom, truncated.")

@@ -47,6 +47,7 @@ class InstanceResult:
     instance_id: str | None = None
     image_ids: list[str] = field(default_factory=list)
     code: str | None = None
+    sop_uid: str | None = None  # the de-identified SOP Instance UID (STOW-RS answers)
 
 
 @dataclass(frozen=True)
@@ -117,13 +118,15 @@ async def ingest_instance(
                 index, RefusedInstance("conflict", "an instance with this SOP Instance UID but other content exists")
             )
         INSTANCES.labels("duplicate").inc()
-        return InstanceResult(index, "duplicate", None, instance_id, await _image_ids(platform, instance_id))
+        image_ids = await _image_ids(platform, instance_id)
+        return InstanceResult(index, "duplicate", None, instance_id, image_ids, sop_uid=deid.sop_uid)
     try:
         frames = await asyncio.to_thread(rasterise_prepared, prepared, settings.preset)
     except RefusedInstance as exc:
         return refused(index, exc)
     result = await _store(platform, project, prepared, frames, instance_id, correlation_id)
     result.index = index
+    result.sop_uid = deid.sop_uid
     INSTANCES.labels(result.outcome).inc()
     platform.relay.notify()
     return result
