@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
+from services.annotation.viewer import window
 from services.annotation.web_ui import WebUi
-from tests.ui.conftest import Running
+from tests.ui.conftest import Running, labelling_project
 
 
 def client_for(directory: Path) -> TestClient:
@@ -38,5 +42,29 @@ def test_the_annotation_service_mounts_the_ui(running: Running) -> None:
     if answer.status_code == 503:
         assert answer.json()["error"]["code"] == "ui-not-built"
     else:
-        assert '<div id="app"' in answer.text
+        assert 'id="app"' in answer.text and answer.headers["content-type"].startswith("text/html")
     assert running.http.get("/").json()["services"]["annotation"]["api"].endswith("/annotation")
+
+
+def test_window_presets_map_modality_values_linearly() -> None:
+    hu = np.array([[-1350, -600, 150, 2000]], dtype=np.int32)
+    assert window(hu, -600.0, 1500.0).tolist() == [[0, 128, 255, 255]]
+
+
+def test_windowed_images_and_round_task_holders(running: Running) -> None:
+    image_ids = labelling_project(running, "viewer-ct")
+    ct = running.http.get(f"/annotation/v1/images/{image_ids[0]}/windowed.png", params={"preset": "ct-lung"})
+    display = running.http.get(f"/annotation/v1/images/{image_ids[0]}/windowed.png")
+    assert ct.status_code == display.status_code == 200
+    lung, plain = (np.asarray(Image.open(io.BytesIO(r.content))) for r in (ct, display))
+    assert lung.shape == plain.shape and lung.dtype == np.uint8
+    assert running.http.get(f"/annotation/v1/images/{image_ids[0]}/windowed.png?preset=nope").status_code == 422
+
+    round_id = running.http.get("/annotation/v1/projects/viewer-ct/rounds").json()[0]["id"]
+    leased = running.http.post("/annotation/v1/projects/viewer-ct/tasks/lease", json={"annotator": "carol"}).json()
+    tasks = running.http.get(f"/annotation/v1/rounds/{round_id}/tasks").json()
+    assert len(tasks) == 2
+    mine = next(t for t in tasks if t["task_id"] == leased["task"]["task_id"])
+    assert mine["state"] == "leased" and mine["lease_owner"] == "carol"
+    missing = running.http.get("/annotation/v1/rounds/00000000-0000-0000-0000-000000000000/tasks")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "round-not-found"

@@ -1,0 +1,142 @@
+"""The web UI in headless Chromium: lease, draw with the mouse, submit; expired leases and lost connections."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from selenium import webdriver
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.conftest import unavailable
+from tests.ui.browser import chromium, missing
+from tests.ui.conftest import Running, labelling_project
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    if (what := missing()) is not None:
+        unavailable(what)
+    with chromium() as driver:
+        yield driver
+
+
+def wait(driver: webdriver.Chrome, condition: Any, seconds: float = 20) -> Any:
+    return WebDriverWait(driver, seconds, poll_frequency=0.1).until(condition)
+
+
+def css(driver: webdriver.Chrome, selector: str, seconds: float = 20) -> WebElement:
+    return wait(driver, lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, selector)), None), seconds)
+
+
+def storage(driver: webdriver.Chrome, key: str) -> Any:
+    raw = driver.execute_script("return localStorage.getItem(arguments[0])", key)
+    return None if raw is None else json.loads(raw)
+
+
+def text_of(driver: webdriver.Chrome, selector: str) -> str:
+    """The element's text, read in the page (no stale element references while the page re-renders)."""
+    script = "const e = document.querySelector(arguments[0]); return e ? e.textContent : ''"
+    return str(driver.execute_script(script, selector))
+
+
+def banner_text(driver: webdriver.Chrome) -> str:
+    return text_of(driver, "#banner:not([hidden]) .banner-text")
+
+
+def rle_to_array(rle: dict[str, Any]) -> np.ndarray:
+    values = np.repeat([v for v, _ in rle["runs"]], [c for _, c in rle["runs"]]).astype(np.uint8)
+    return values.reshape(rle["size"])
+
+
+def lease_in_ui(driver: webdriver.Chrome, base: str, project: str, annotator: str) -> dict[str, Any]:
+    driver.get("about:blank")  # a full load: a hash change alone would leave the last page's elements
+    driver.get(f"{base}/annotation/ui/#/p/{project}/queue")
+    wait(driver, lambda d: project in text_of(d, "h1"))
+    name = css(driver, "input[name=annotator]")
+    name.clear()
+    name.send_keys(annotator)
+    css(driver, "[data-action=next]").click()
+    canvas = css(driver, "[data-testid=mask-canvas]")
+    wait(
+        driver,
+        lambda d: d.execute_script("const i = document.querySelector('.stage img'); return i && i.naturalWidth > 0"),
+    )
+    task = storage(driver, f"medal.lease.{project}")
+    assert task is not None and canvas.get_attribute("width") == str(task["width"])
+    return dict(task)
+
+
+def draw_stroke(driver: webdriver.Chrome) -> None:
+    """Press in the canvas centre and drag right and down (the brush paints class 1)."""
+    canvas = css(driver, "[data-testid=mask-canvas]")
+    actions = ActionChains(driver, duration=20)
+    actions.move_to_element(canvas).click_and_hold()
+    for _ in range(6):
+        actions.move_by_offset(12, 4)
+    actions.release().perform()
+
+
+def stored_mask(running: Running, image_id: str) -> np.ndarray:
+    answer = running.http.get(f"/annotation/v1/images/{image_id}/mask")
+    assert answer.status_code == 200, answer.text
+    return np.asarray(Image.open(io.BytesIO(answer.content)))
+
+
+def test_draw_submit_and_the_task_leaves_the_queue(running: Running, browser: webdriver.Chrome) -> None:
+    project = "browser-ct"
+    labelling_project(running, project)
+    task = lease_in_ui(browser, running.base, project, "alice")
+    draw_stroke(browser)
+    kept = wait(browser, lambda d: storage(d, f"medal.unsent.{task['image_id']}"))  # kept from the first stroke
+    drawn = rle_to_array(kept["rle"])
+    assert drawn.shape == (task["height"], task["width"])
+    assert (drawn == 1).sum() > 50 and set(np.unique(drawn)) == {0, 1}
+    assert drawn[task["height"] // 2, task["width"] // 2] == 1  # the stroke starts at the centre
+
+    # The connection drops during submit: a clear message, and the mask stays in the browser.
+    browser.set_network_conditions(offline=True, latency=0, download_throughput=-1, upload_throughput=-1)
+    css(browser, "[data-action=submit]").click()
+    assert "Connection lost" in wait(browser, lambda d: "Connection lost" in banner_text(d) and banner_text(d))
+    assert storage(browser, f"medal.unsent.{task['image_id']}") is not None
+    browser.delete_network_conditions()
+
+    css(browser, "[data-action=submit]").click()
+    row = css(browser, f"[data-testid=queue] tr[data-task='{task['task_id']}']")
+    assert row.get_attribute("data-state") == "submitted"
+    assert storage(browser, f"medal.unsent.{task['image_id']}") is None
+    assert storage(browser, f"medal.lease.{project}") is None
+    assert np.array_equal(stored_mask(running, task["image_id"]), drawn)
+    tasks = running.http.get(f"/annotation/v1/projects/{project}/rounds").json()
+    assert tasks[0]["submitted"] == 1
+
+
+def test_expired_lease_shows_a_message_and_keeps_the_mask_until_saved(
+    running: Running, browser: webdriver.Chrome
+) -> None:
+    project = "browser-expiry"
+    labelling_project(running, project, lease_seconds=5)
+    task = lease_in_ui(browser, running.base, project, "bob")
+    draw_stroke(browser)
+    kept = wait(browser, lambda d: storage(d, f"medal.unsent.{task['image_id']}"))
+    expires = time.time() + 5.5
+    wait(browser, lambda d: "lease expired" in text_of(d, "[data-testid=lease]"), seconds=15)
+    time.sleep(max(0.0, expires - time.time()))
+    css(browser, "[data-action=submit]").click()
+    message = wait(browser, lambda d: "expired" in banner_text(d) and banner_text(d))
+    assert "kept in this browser" in message
+    assert storage(browser, f"medal.unsent.{task['image_id']}")["problem"] == "lease-expired"
+    assert running.http.get(f"/annotation/v1/images/{task['image_id']}/mask").status_code == 404
+
+    css(browser, "[data-action=save-anyway]").click()
+    wait(browser, lambda d: storage(d, f"medal.unsent.{task['image_id']}") is None)
+    assert np.array_equal(stored_mask(running, task["image_id"]), rle_to_array(kept["rle"]))

@@ -1,0 +1,100 @@
+// The annotator's queue: who I am, the task I hold, unsent masks kept in this browser, the open round.
+
+import { api, explain } from "../api";
+import { banner, fmtDate, h } from "../dom";
+import { allUnsent, annotator, currentLease, forgetUnsent, setAnnotator, setCurrentLease } from "../store";
+
+const WAITING: Record<string, string> = {
+  "not-started": "Labelling has not started: start the cold-start round on the project page.",
+  "waiting-for-model": "Nothing to label right now: the committee is training and will choose the next images.",
+  done: "Labelling is done for this project (target reached or budget spent).",
+};
+
+export async function renderQueue(root: HTMLElement, project: string): Promise<void> {
+  const rounds = await api.rounds(project);
+  const open = rounds.filter((r) => r.state === "open");
+  const tasks = (await Promise.all(open.map((r) => api.roundTasks(r.id)))).flat();
+  const held = currentLease(project);
+  const stillMine = held && Date.parse(held.lease_expires_at) > Date.now() && tasks.some((t) => t.task_id === held.task_id && t.state === "leased");
+  const name = h("input", { name: "annotator", value: annotator(), placeholder: "your name", pattern: "[A-Za-z0-9._@-]+", required: true, "aria-label": "annotator" });
+
+  const next = async () => {
+    if (!name.checkValidity() || !name.value) return banner("Enter your name (letters, digits, . _ @ -) to lease tasks.", "warning");
+    setAnnotator(name.value);
+    try {
+      const lease = await api.lease(project, name.value);
+      if (!lease.task) return banner(WAITING[lease.status] ?? lease.status, "warning");
+      setCurrentLease(project, lease.task);
+      location.hash = `#/p/${project}/task`;
+    } catch (error) {
+      banner(`No task leased: ${explain(error)}`, "error");
+    }
+  };
+
+  const unsentMasks = allUnsent(project);
+  const remaining = tasks.filter((t) => t.state === "open" || t.state === "leased").length;
+  root.replaceChildren(
+    ...[
+    h(
+      "section",
+      {},
+      h("h1", {}, `${project} · my queue`),
+      h(
+        "div",
+        { class: "actions" },
+        h("label", {}, "Annotator ", name),
+        stillMine
+          ? h("a", { class: "button primary", href: `#/p/${project}/task`, "data-action": "continue" }, "Continue my task")
+          : h("button", { class: "primary", "data-action": "next", onclick: () => void next() }, "Label next image"),
+        h("span", { class: "muted", "data-testid": "remaining" }, `${remaining} task(s) left in the open round`),
+      ),
+    ),
+    unsentMasks.length
+      ? h(
+          "section",
+          { class: "card warning", "data-testid": "unsent" },
+          h("h2", {}, "Unsent masks kept in this browser"),
+          h(
+            "ul",
+            {},
+            ...unsentMasks.map((m) =>
+              h(
+                "li",
+                {},
+                h("code", {}, m.imageId.slice(0, 8)),
+                ` ${fmtDate(m.updatedAt)} ${m.problem ? `(${m.problem})` : "(draft)"} `,
+                h("a", { class: "button", href: `#/p/${project}/image/${m.imageId}` }, "Open and save"),
+                h("button", { class: "link", onclick: () => { if (confirm("Discard this mask?")) { forgetUnsent(m.imageId); void renderQueue(root, project); } } }, "discard"),
+              ),
+            ),
+          ),
+        )
+      : null,
+    h(
+      "section",
+      { class: "card" },
+      h("h2", {}, open.length ? `Open round ${open.map((r) => r.number).join(", ")}` : "No open round"),
+      h(
+        "table",
+        { class: "grid compact", "data-testid": "queue" },
+        h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "Image"), h("th", {}, "State"), h("th", {}, "Held by"), h("th", {}, "Until"))),
+        h(
+          "tbody",
+          {},
+          ...tasks.map((t) =>
+            h(
+              "tr",
+              { "data-task": t.task_id, "data-state": t.state, class: held?.task_id === t.task_id ? "mine" : "" },
+              h("td", {}, t.position + 1),
+              h("td", {}, h("img", { class: "thumb", src: api.imageUrl(t.image_id), alt: "", loading: "lazy" }), h("code", {}, t.image_id.slice(0, 8))),
+              h("td", {}, h("span", { class: `state ${t.state}` }, t.state)),
+              h("td", {}, t.lease_owner && t.state === "leased" ? t.lease_owner : ""),
+              h("td", {}, t.state === "leased" ? fmtDate(t.lease_expires_at) : t.state === "submitted" ? fmtDate(t.submitted_at) : ""),
+            ),
+          ),
+        ),
+      ),
+    ),
+    ].filter((node): node is HTMLElement => node !== null),
+  );
+}
