@@ -183,6 +183,7 @@ async def autolabel_shard(
                 message_id=predictions_message_id(command.job_id, command.shard_index),
             ),
         )
+    platform.relay.notify()
     return True
 
 

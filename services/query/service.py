@@ -132,6 +132,7 @@ async def start_run(platform: Platform, envelope: Envelope, event: ModelTrained)
             )
     if not shards:
         log.warning("model version %s of %s has an empty pool: nothing to select", version_id, event.project)
+    platform.relay.notify()  # publish the shard commands now rather than at the next poll
     return len(shards)
 
 
@@ -179,6 +180,7 @@ async def score_shard(
         done = (await conn.execute(select(r.c.shards_done).where(r.c.model_version_id == version_id))).scalar_one()
         if done == run.shard_count:
             await _select_and_queue(conn, run)
+    platform.relay.notify()
     return True
 
 

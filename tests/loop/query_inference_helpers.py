@@ -21,7 +21,8 @@ from medal.platform import Platform
 from medal.settings import Settings
 from proto import Envelope, Message
 from proto.envelope import decode
-from proto.loop import PoolItem, SelectionSpec, TrainingSpec
+from proto.loop import ModelTrained, PoolItem, SelectionSpec, TrainingSpec
+from proto.manifests import Pool
 
 TINY = TrainingSpec(num_classes=2, image_size=16, width=1 / 16, max_epochs=1, patience=1, batch_size=2)
 
@@ -79,3 +80,22 @@ async def outbox_messages(platform: Platform, message_type: str) -> list[tuple[E
             )
         ).all()
     return [decode(row.body) for row in rows]
+
+
+def model_trained(platform: Platform, items: list[PoolItem], strategy: str = "suggestive") -> ModelTrained:
+    """model.trained.v1 of version 1 of project "chest": two random members, a pool manifest of ``items``."""
+    round_id = uuid.uuid4()
+    manifest = Pool(project="chest", round_id=round_id, items=items)
+    pool_key = platform.store.put_content("manifests", manifest.model_dump_json().encode(), "json", "application/json")
+    return ModelTrained(
+        project="chest",
+        round_id=round_id,
+        model_version_id=uuid.uuid4(),
+        version=1,
+        member_keys=store_members(platform, 2),
+        validation_dice=0.5,
+        labels=4,
+        pool_key=pool_key.key,
+        training=TINY,
+        selection=selection_spec(strategy, candidates=6, batch=3),
+    )

@@ -15,20 +15,11 @@ from medal.db.schema import query as tables
 from medal.db.schema.messaging import outbox
 from medal.platform import Platform
 from proto.envelope import envelope_for
-from proto.loop import BatchSelected, ModelTrained, PoolItem, ScorePoolShard
-from proto.manifests import Pool
+from proto.loop import BatchSelected, ModelTrained, ScorePoolShard
 from services.query import service
 from services.query.handlers import handlers
 from services.query.main import create_app
-from tests.loop.query_inference_helpers import (
-    TINY,
-    build_platform,
-    close,
-    outbox_messages,
-    selection_spec,
-    store_images,
-    store_members,
-)
+from tests.loop.query_inference_helpers import build_platform, close, model_trained, outbox_messages, store_images
 
 
 @pytest.fixture
@@ -50,38 +41,20 @@ async def any_platform(database_url: str | None, tmp_path: Path) -> AsyncIterato
     await close(built)
 
 
-def model_trained(platform: Platform, items: list[PoolItem], strategy: str = "suggestive") -> ModelTrained:
-    round_id = uuid.uuid4()
-    manifest = Pool(project="chest", round_id=round_id, items=items)
-    pool_key = platform.store.put_content("manifests", manifest.model_dump_json().encode(), "json", "application/json")
-    return ModelTrained(
-        project="chest",
-        round_id=round_id,
-        model_version_id=uuid.uuid4(),
-        version=1,
-        member_keys=store_members(platform, 2),
-        validation_dice=0.5,
-        labels=4,
-        pool_key=pool_key.key,
-        training=TINY,
-        selection=selection_spec(strategy, candidates=6, batch=3),
-    )
-
-
 async def count(platform: Platform, table: object) -> int:
     async with platform.db.connect() as conn:
         return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())  # type: ignore[arg-type]
 
 
 async def test_one_selection_per_model_version_even_when_messages_come_twice(platform: Platform) -> None:
-    items = store_images(platform, 70)
+    items = store_images(platform, 65)
     event = model_trained(platform, items)
     handle = handlers(platform)
     trained = envelope_for(event, source="trainer")
     await handle[ModelTrained.TYPE](trained, event)
 
     shards = await outbox_messages(platform, ScorePoolShard.TYPE)
-    assert [len(payload.items) for _, payload in shards] == [35, 35]  # type: ignore[attr-defined]
+    assert [len(payload.items) for _, payload in shards] == [33, 32]  # type: ignore[attr-defined]
     await handle[ModelTrained.TYPE](trained, event)  # redelivered: no second run, no more shards
     again = envelope_for(event, source="trainer")  # same model version under another message id
     await handle[ModelTrained.TYPE](again, event)
@@ -93,14 +66,14 @@ async def test_one_selection_per_model_version_even_when_messages_come_twice(pla
     for delivery in shards:  # redelivered shards change nothing
         await handle[ScorePoolShard.TYPE](*delivery)
 
-    assert await count(platform, tables.scores) == 70
+    assert await count(platform, tables.scores) == 65
     assert await count(platform, tables.selections) == 1
     selected = await outbox_messages(platform, BatchSelected.TYPE)
     assert len(selected) == 1
     envelope, batch = selected[0]
     assert isinstance(batch, BatchSelected) and batch.model_version_id == event.model_version_id
     assert len(batch.chosen) == 3 and len(set(batch.chosen)) == 3
-    assert set(batch.chosen).isdisjoint(batch.backlog) and len(batch.backlog) == 67
+    assert set(batch.chosen).isdisjoint(batch.backlog) and len(batch.backlog) == 62
     assert {i.image_id for i in items} == set(batch.chosen) | set(batch.backlog)
     assert envelope.correlation_id == trained.correlation_id
 
@@ -113,7 +86,7 @@ async def test_one_selection_per_model_version_even_when_messages_come_twice(pla
 
 async def test_shards_finishing_together_select_exactly_once(any_platform: Platform) -> None:
     platform = any_platform
-    event = model_trained(platform, store_images(platform, 70), strategy="bald")
+    event = model_trained(platform, store_images(platform, 65), strategy="bald")
     handle = handlers(platform)
     await handle[ModelTrained.TYPE](envelope_for(event, source="trainer"), event)
     shards = await outbox_messages(platform, ScorePoolShard.TYPE)
