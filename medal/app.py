@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
 
 from medal.bus import Bus, Handler
 from medal.db.migrate import upgrade
@@ -83,7 +84,14 @@ def build_app(
         return {
             "medal": "0.1.0",
             "services": {name: {"api": f"{base}/{name}", "docs": f"{base}/{name}/docs"} for name in apps},
+            **({"ui": f"{base}/annotation/ui/"} if "annotation" in apps else {}),
         }
+
+    if "annotation" in apps:
+
+        @root.get("/ui", include_in_schema=False)
+        async def web_ui() -> RedirectResponse:
+            return RedirectResponse("/annotation/ui/")
 
     for name, app in apps.items():
         root.mount(f"/{name}", app)

@@ -68,3 +68,10 @@ def test_windowed_images_and_round_task_holders(running: Running) -> None:
     assert mine["state"] == "leased" and mine["lease_owner"] == "carol"
     missing = running.http.get("/annotation/v1/rounds/00000000-0000-0000-0000-000000000000/tasks")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "round-not-found"
+
+
+def test_root_index_links_the_ui_and_ui_redirects(running: Running) -> None:
+    index = running.http.get("/").json()
+    assert index["ui"] == f"{running.base}/annotation/ui/"
+    answer = running.http.get("/ui", follow_redirects=False)
+    assert answer.status_code == 307 and answer.headers["location"] == "/annotation/ui/"
