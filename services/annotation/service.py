@@ -116,18 +116,17 @@ async def update_settings(platform: Platform, name: str, settings: ProjectSettin
 
 async def _projects(platform: Platform, name: str | None = None) -> list[Project]:
     p, i = tables.projects, tables.images
-    query = (
-        select(p.c.id, p.c.name, p.c.created_at, p.c.settings, func.count(i.c.id).label("images"))
-        .select_from(p.outerjoin(i, i.c.project_id == p.c.id))
-        .group_by(p.c.id, p.c.name, p.c.created_at, p.c.settings)
-        .order_by(p.c.name)
-    )
+    query = select(p).order_by(p.c.name)
     if name is not None:
         query = query.where(p.c.name == name)
+    counts = select(i.c.project_id, func.count().label("images")).group_by(i.c.project_id)
     async with platform.db.connect() as conn:
         rows = (await conn.execute(query)).all()
+        images = {row.project_id: row.images for row in await conn.execute(counts)}
     return [
-        Project(row.id, row.name, row.images, row.created_at, ProjectSettings.model_validate(row.settings or {}))
+        Project(
+            row.id, row.name, images.get(row.id, 0), row.created_at, ProjectSettings.model_validate(row.settings or {})
+        )
         for row in rows
     ]
 

@@ -92,9 +92,10 @@ class Harness:
         )
 
 
-@pytest.fixture
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("annotation"), api_keys=[])
+@pytest.fixture(params=["sqlite", "postgresql"])
+def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    database = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    settings = Settings(data_dir=tmp_path_factory.mktemp("annotation"), api_keys=[], database_url=database)
     app = build_app(settings, ["annotation"], consume=True, migrate=True)
     with serve_in_thread(app) as base:
         h = Harness(base, app)
