@@ -58,8 +58,7 @@ def outcomes(job: JobSummary) -> list[InstanceOutcome]:
 async def add_archive(submission: Submission, file: IO[bytes]) -> None:
     """Every member of a zip into ``submission``; a zip that cannot be opened is one refused entry."""
     try:
-        for member in read_members(file, ArchiveLimits()):
-            await submission.add(member.data, member.refusal)
+        await submission.add_all((member.data, member.refusal) for member in read_members(file, ArchiveLimits()))
     except ArchiveRefused as exc:
         await submission.add(None, RefusedInstance(exc.code, exc.message))
 

@@ -7,7 +7,10 @@ queues ``IngestJobCompleted`` in the same transaction. A client polls ``GET /ing
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,8 +22,19 @@ from medal.db.schema.base import utcnow
 from medal.platform import Platform
 from proto import IngestJobCompleted, envelope_for
 from services.ingest.parsing import RefusedInstance
-from services.ingest.service import ID_NAMESPACE, SOURCE, InstanceResult, ingest_instance, refused
+from services.ingest.service import (
+    ID_NAMESPACE,
+    SOURCE,
+    Computed,
+    InstanceResult,
+    commit,
+    compute_in_thread,
+    refused,
+)
 from services.ingest.settings import ProjectSettings, project_settings
+
+RECORD_EVERY = 16
+RECORD_SECONDS = 2.0
 
 
 @dataclass
@@ -50,6 +64,8 @@ class Submission:
         self.results: list[InstanceResult] = []
         self.seen: dict[str, str] = {}
         self.settings: ProjectSettings | None = None
+        self._unrecorded: list[InstanceResult] = []
+        self._recorded_at = time.monotonic()
 
     async def start(self) -> str:
         self.settings = await project_settings(self.platform, self.project)
@@ -71,38 +87,79 @@ class Submission:
         return self.job_id
 
     async def add(self, data: bytes | None, refusal: RefusedInstance | None = None) -> InstanceResult:
-        position = len(self.results)
+        computed = None if data is None else await compute_in_thread(self.platform, self.project, data, self._settings)
+        return await self._commit(computed, refusal)
+
+    async def add_all(self, items: Iterable[tuple[bytes | None, RefusedInstance | None]]) -> None:
+        """Like ``add`` for each item, with the next item's CPU work running while this one is stored."""
+        iterator = iter(items)
+        ahead = self._start(next(iterator, None))
+        while ahead is not None:
+            future, refusal = ahead
+            ahead = self._start(next(iterator, None))
+            await self._commit(None if future is None else await future, refusal)
+
+    def _start(
+        self, item: tuple[bytes | None, RefusedInstance | None] | None
+    ) -> tuple[asyncio.Future[Computed] | None, RefusedInstance | None] | None:
+        if item is None:
+            return None
+        data, refusal = item
         if data is None:
+            return None, refusal
+        return asyncio.ensure_future(compute_in_thread(self.platform, self.project, data, self._settings)), refusal
+
+    @property
+    def _settings(self) -> ProjectSettings:
+        if self.settings is None:
+            raise RuntimeError("start() the submission first")
+        return self.settings
+
+    async def _commit(self, computed: Computed | None, refusal: RefusedInstance | None) -> InstanceResult:
+        position = len(self.results)
+        if computed is None:
             result = refused(position, refusal or RefusedInstance("empty", "empty part"))
         else:
-            result = await ingest_instance(
+            result = await commit(
                 self.platform,
                 self.project,
-                data,
+                computed,
                 index=position,
                 correlation_id=uuid.UUID(self.job_id),
-                settings=self.settings,
                 seen=self.seen,
             )
         self.results.append(result)
-        async with self.platform.db.begin() as conn:
-            await conn.execute(
-                tables.job_items.insert().values(
-                    job_id=self.job_id,
-                    position=position,
-                    outcome=result.outcome,
-                    code=result.code,
-                    reason=(result.reason or None) and str(result.reason)[:300],
-                    instance_id=result.instance_id,
-                    images=len(result.image_ids),
-                )
-            )
+        self._unrecorded.append(result)
+        if len(self._unrecorded) >= RECORD_EVERY or time.monotonic() - self._recorded_at > RECORD_SECONDS:
+            await self._record()
         return result
+
+    async def _record(self) -> None:
+        """Write the outcomes decided since the last call (batched: pollers see progress within seconds)."""
+        if not self._unrecorded:
+            return
+        rows = [
+            {
+                "job_id": self.job_id,
+                "position": result.index,
+                "outcome": result.outcome,
+                "code": result.code,
+                "reason": (result.reason or None) and str(result.reason)[:300],
+                "instance_id": result.instance_id,
+                "images": len(result.image_ids),
+            }
+            for result in self._unrecorded
+        ]
+        async with self.platform.db.begin() as conn:
+            await conn.execute(tables.job_items.insert(), rows)
+        self._unrecorded = []
+        self._recorded_at = time.monotonic()
 
     def count(self, outcome: str) -> int:
         return sum(result.outcome == outcome for result in self.results)
 
     async def finish(self) -> JobSummary:
+        await self._record()
         now = utcnow()
         counts = {
             "accepted": self.count("accepted"),

@@ -22,7 +22,7 @@ from medal.db.messaging import add_to_outbox
 from medal.db.schema import ingest as tables
 from medal.db.schema.base import utcnow
 from medal.platform import Platform
-from medal.storage.base import sha256_hex
+from medal.storage.base import StoredObject, sha256_hex
 from proto import ImageIngested, envelope_for
 from services.ingest.deid import DeidentifiedInstance, DeidOptions, deidentify, encode_dataset
 from services.ingest.parsing import RefusedInstance, read_dicom
@@ -88,6 +88,33 @@ def rasterise_prepared(prepared: Prepared, preset: Window | None) -> list[Raster
         raise RefusedInstance("raster_failed", str(exc)) from None
 
 
+@dataclass(frozen=True)
+class Computed:
+    """The CPU part of one instance: its de-identified encoding and frames, or why it was refused."""
+
+    prepared: Prepared | None
+    frames: list[RasterFrame]
+    refusal: RefusedInstance | None
+
+
+def compute(data: bytes, *, secret: bytes, project: str, settings: ProjectSettings) -> Computed:
+    """Read, triage, de-identify, encode and rasterise in one go (one hop to a worker thread).
+
+    Duplicates are rasterised too before the database says they are duplicates: re-submission stays
+    harmless, only slower, and the common path saves a thread hop.
+    """
+    try:
+        prepared = prepare(data, secret=secret, project=project, options=settings.deid_options)
+        return Computed(prepared, rasterise_prepared(prepared, settings.preset), None)
+    except RefusedInstance as exc:
+        return Computed(None, [], exc)
+
+
+async def compute_in_thread(platform: Platform, project: str, data: bytes, settings: ProjectSettings) -> Computed:
+    secret = platform.settings.deid_secret.get_secret_value().encode()
+    return await asyncio.to_thread(compute, data, secret=secret, project=project, settings=settings)
+
+
 async def ingest_instance(
     platform: Platform,
     project: str,
@@ -100,11 +127,23 @@ async def ingest_instance(
 ) -> InstanceResult:
     """One instance; ``seen`` maps the pseudonymous SOP UIDs of this submission to their content hash."""
     settings = settings or await project_settings(platform, project)
-    secret = platform.settings.deid_secret.get_secret_value().encode()
-    try:
-        prepared = await asyncio.to_thread(prepare, data, secret=secret, project=project, options=settings.deid_options)
-    except RefusedInstance as exc:
-        return refused(index, exc)
+    computed = await compute_in_thread(platform, project, data, settings)
+    return await commit(platform, project, computed, index=index, correlation_id=correlation_id, seen=seen)
+
+
+async def commit(
+    platform: Platform,
+    project: str,
+    computed: Computed,
+    *,
+    index: int,
+    correlation_id: uuid.UUID | None,
+    seen: dict[str, str] | None,
+) -> InstanceResult:
+    """The I/O part: duplicate and conflict checks, objects, rows and events."""
+    if computed.prepared is None:
+        return refused(index, computed.refusal or RefusedInstance("unreadable", "no result"))
+    prepared = computed.prepared
     deid = prepared.deid
     content_sha = sha256_hex(prepared.dicom_bytes)
     if seen is not None and seen.setdefault(deid.sop_uid, content_sha) != content_sha:
@@ -120,11 +159,7 @@ async def ingest_instance(
         INSTANCES.labels("duplicate").inc()
         image_ids = await _image_ids(platform, instance_id)
         return InstanceResult(index, "duplicate", None, instance_id, image_ids, sop_uid=deid.sop_uid)
-    try:
-        frames = await asyncio.to_thread(rasterise_prepared, prepared, settings.preset)
-    except RefusedInstance as exc:
-        return refused(index, exc)
-    result = await _store(platform, project, prepared, frames, instance_id, correlation_id)
+    result = await _store(platform, project, prepared, computed.frames, instance_id, correlation_id)
     result.index = index
     result.sop_uid = deid.sop_uid
     INSTANCES.labels(result.outcome).inc()
@@ -163,12 +198,20 @@ async def _store(
     store = platform.store
     deid = prepared.deid
     quarantined = prepared.quarantine is not None
-    dicom = await asyncio.to_thread(store.put_content, "dicom", prepared.dicom_bytes, "dcm", "application/dicom")
-    stored_frames = []
-    for frame in frames:
-        display = await asyncio.to_thread(store.put_content, "display", frame.display_png, "png", "image/png")
-        training = await asyncio.to_thread(store.put_content, "training", frame.training_png, "png", "image/png")
-        stored_frames.append((frame, display, training))
+
+    def put_objects() -> tuple[StoredObject, list[tuple[RasterFrame, StoredObject, StoredObject]]]:
+        dicom = store.put_content("dicom", prepared.dicom_bytes, "dcm", "application/dicom")
+        pngs = [
+            (
+                frame,
+                store.put_content("display", frame.display_png, "png", "image/png"),
+                store.put_content("training", frame.training_png, "png", "image/png"),
+            )
+            for frame in frames
+        ]
+        return dicom, pngs
+
+    dicom, stored_frames = await asyncio.to_thread(put_objects)  # one hop to a worker thread for all objects
 
     now = utcnow()
     study_id = stable_id(project, deid.study_uid)

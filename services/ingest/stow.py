@@ -132,11 +132,11 @@ async def store_instances(project: ProjectName, request: Request) -> JSONRespons
             raise ApiError(400, "bad-multipart", "the body holds no parts")
         submission = Submission(platform, project, "stow")
         await submission.start()
-        for content_type, file in parts.files:
-            if content_type and content_type != "application/dicom":
-                await submission.add(None, RefusedInstance("unsupported_part", "a part is not application/dicom"))
-            else:
-                await submission.add(file.read())
+        not_dicom = RefusedInstance("unsupported_part", "a part is not application/dicom")
+        await submission.add_all(
+            (None, not_dicom) if content_type and content_type != "application/dicom" else (file.read(), None)
+            for content_type, file in parts.files
+        )
         await submission.finish()
     except ApiError:
         raise
