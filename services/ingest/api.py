@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import IO, Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -55,12 +56,24 @@ def outcomes(job: JobSummary) -> list[InstanceOutcome]:
     return [InstanceOutcome(**vars(result)) for result in job.results]
 
 
-async def add_archive(submission: Submission, file: IO[bytes]) -> None:
-    """Every member of a zip into ``submission``; a zip that cannot be opened is one refused entry."""
+def archive_items(file: IO[bytes]) -> Iterator[tuple[bytes | None, RefusedInstance | None]]:
+    """Every member of a zip; a zip that cannot be opened is one refused entry."""
     try:
-        await submission.add_all((member.data, member.refusal) for member in read_members(file, ArchiveLimits()))
+        yield from ((member.data, member.refusal) for member in read_members(file, ArchiveLimits()))
     except ArchiveRefused as exc:
-        await submission.add(None, RefusedInstance(exc.code, exc.message))
+        yield None, RefusedInstance(exc.code, exc.message)
+
+
+def upload_items(uploads: list[UploadFile]) -> Iterator[tuple[bytes | None, RefusedInstance | None]]:
+    """Multipart file parts (spooled to disk by the form parser), zips expanded in place."""
+    for upload in uploads:
+        upload.file.seek(0)
+        if is_zip(upload.file.read(4)):
+            upload.file.seek(0)
+            yield from archive_items(upload.file)
+        else:
+            upload.file.seek(0)
+            yield upload.file.read(), None
 
 
 @router.post(
@@ -99,20 +112,14 @@ async def upload_instances(project: ProjectName, request: Request) -> UploadResp
         body = await spool_body(request, limit)
         with body:
             await submission.start()
-            await add_archive(submission, body)
+            await submission.add_all(archive_items(body))
     else:
         async with request.form(max_files=MAX_FILES, max_fields=MAX_FILES, max_part_size=limit) as form:
             uploads = [value for _key, value in form.multi_items() if isinstance(value, UploadFile)]
             if not uploads:
                 raise ApiError(400, "no-files", "the multipart body holds no file parts")
             await submission.start()
-            for upload in uploads:
-                head = await upload.read(4)
-                await upload.seek(0)
-                if is_zip(head):
-                    await add_archive(submission, upload.file)
-                else:
-                    await submission.add(await upload.read())
+            await submission.add_all(upload_items(uploads))
     job = await submission.finish()
     if single is not None and single.outcome == "refused":
         raise ApiError(422, "refused-instance", f"instance refused: {single.reason}", [{"code": single.code}])
