@@ -6,11 +6,13 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
+from pydicom.data import get_testdata_file
 from selenium import webdriver
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -140,3 +142,23 @@ def test_expired_lease_shows_a_message_and_keeps_the_mask_until_saved(
     css(browser, "[data-action=save-anyway]").click()
     wait(browser, lambda d: storage(d, f"medal.unsent.{task['image_id']}") is None)
     assert np.array_equal(stored_mask(running, task["image_id"]), rle_to_array(kept["rle"]))
+
+
+def test_upload_with_a_non_dicom_file_names_the_refused_file(
+    running: Running, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    project = "browser-upload"
+    assert running.http.post("/annotation/v1/projects", json={"name": project}).status_code == 201
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    scan = tmp_path / "ct.dcm"
+    scan.write_bytes(Path(str(get_testdata_file("CT_small.dcm"))).read_bytes())
+    browser.get("about:blank")
+    browser.get(f"{running.base}/annotation/ui/#/p/{project}")
+    css(browser, "[data-testid=upload] input[type=file]").send_keys(f"{scan}\n{notes}")
+    css(browser, "[data-testid=upload] button[type=submit]").click()
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-testid=upload-outcomes] li")) == 2)
+    outcomes = text_of(browser, "[data-testid=upload-outcomes]")
+    assert "ct.dcm: accepted" in outcomes
+    assert "notes.txt: refused — not a DICOM file" in outcomes
+    assert "1 accepted, 0 duplicate, 1 refused" in banner_text(browser)
