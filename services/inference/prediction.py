@@ -9,6 +9,7 @@ spot-check the least confident machine-made masks first.
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,9 +19,12 @@ from torch import nn
 
 from medal.model.committees import CommitteeCache
 from medal.model.device import ComputeDevice
-from medal.model.preprocess import load_image, mask_to_png, resize_classes
+from medal.model.preprocess import ImageDecodeError, load_image, mask_to_png, resize_classes
+from medal.storage import ObjectNotFound
 
 __all__ = ["PredictedMask", "confidences", "mean_probabilities", "predict_masks", "predict_stored"]
+
+log = logging.getLogger("medal.inference")
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,19 @@ def _size(png_bytes: bytes) -> tuple[int, int]:
         return image.width, image.height
 
 
+def _masks(
+    members: Sequence[nn.Module], images: torch.Tensor, sizes: Sequence[tuple[int, int]], compute: ComputeDevice
+) -> list[PredictedMask]:
+    """Masks of (n, C, S, S) images, each resized back to its (width, height)."""
+    probabilities = mean_probabilities(members, images, compute)
+    classes = probabilities.argmax(dim=1)
+    masks = []
+    for index, ((width, height), confidence) in enumerate(zip(sizes, confidences(probabilities), strict=True)):
+        png = mask_to_png(resize_classes(classes[index], (height, width)))
+        masks.append(PredictedMask(png, confidence, width, height))
+    return masks
+
+
 def predict_masks(
     members: Sequence[nn.Module],
     pngs: Sequence[bytes],
@@ -76,15 +93,7 @@ def predict_masks(
 ) -> list[PredictedMask]:
     """Predict a mask for each stored training PNG (its offset as ingest recorded it)."""
     images = torch.stack([load_image(png, image_size, offset) for png, offset in zip(pngs, offsets, strict=True)])
-    probabilities = mean_probabilities(members, images, compute)
-    classes = probabilities.argmax(dim=1)
-    masks = []
-    for index, (png, confidence) in enumerate(zip(pngs, confidences(probabilities), strict=True)):
-        width, height = _size(png)
-        masks.append(
-            PredictedMask(mask_to_png(resize_classes(classes[index], (height, width))), confidence, width, height)
-        )
-    return masks
+    return _masks(members, images, [_size(png) for png in pngs], compute)
 
 
 def predict_stored(
@@ -94,8 +103,27 @@ def predict_stored(
     image_size: int,
     image_keys: Sequence[str],
     offsets: Sequence[int],
-) -> list[PredictedMask]:
-    """Blocking: load the committee (cached per model version) and the images, and predict their masks."""
-    members = committees.get(model_version_id, member_keys)
-    pngs = [committees.fetch(key) for key in image_keys]
-    return predict_masks(members, pngs, offsets, image_size, committees.compute)
+) -> list[PredictedMask | None]:
+    """Blocking: load the committee (cached per model version) and the images, and predict their masks.
+
+    An image missing from storage or not decodable gets None (and is logged), so that one bad object
+    does not hold up a whole auto-label shard; storage outages still raise (and are retried).
+    """
+    readable: list[int] = []
+    images: list[torch.Tensor] = []
+    sizes: list[tuple[int, int]] = []
+    for index, (key, offset) in enumerate(zip(image_keys, offsets, strict=True)):
+        try:
+            png = committees.fetch(key)
+            images.append(load_image(png, image_size, offset))
+        except (ObjectNotFound, ImageDecodeError) as exc:
+            log.warning("image %s left out of prediction: %s", key, type(exc).__name__)
+            continue
+        readable.append(index)
+        sizes.append(_size(png))
+    results: list[PredictedMask | None] = [None] * len(image_keys)
+    if readable:
+        members = committees.get(model_version_id, member_keys)
+        for index, mask in zip(readable, _masks(members, torch.stack(images), sizes, committees.compute), strict=True):
+            results[index] = mask
+    return results

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from medal.bus import PermanentFailure
 from medal.db.engine import insert_ignore
 from medal.db.messaging import add_to_outbox, claim_message
 from medal.db.schema import inference as tables
@@ -115,9 +116,9 @@ async def promote(platform: Platform, envelope: Envelope, event: ModelPromoted) 
     return True
 
 
-def _store_masks(platform: Platform, image_ids: list[uuid.UUID], masks: list[PredictedMask]) -> list[Prediction]:
+def _store_masks(platform: Platform, masks: list[tuple[uuid.UUID, PredictedMask]]) -> list[Prediction]:
     predictions = []
-    for image_id, mask in zip(image_ids, masks, strict=True):
+    for image_id, mask in masks:
         stored = platform.store.put_content("predictions", mask.png, "png", "image/png")
         predictions.append(
             Prediction(image_id=image_id, mask_key=stored.key, mask_sha256=stored.sha256, confidence=mask.confidence)
@@ -146,7 +147,12 @@ async def autolabel_shard(
         [item.image_key for item in command.items],
         [item.offset for item in command.items],
     )
-    predictions = await asyncio.to_thread(_store_masks, platform, [item.image_id for item in command.items], masks)
+    kept = [(item.image_id, mask) for item, mask in zip(command.items, masks, strict=True) if mask is not None]
+    if not kept:
+        raise PermanentFailure(
+            f"no image of auto-label shard {command.shard_index} of job {command.job_id} is readable"
+        )
+    predictions = await asyncio.to_thread(_store_masks, platform, kept)
     async with platform.db.begin() as conn:
         if not await claim_message(conn, CONSUMER, str(envelope.id)):
             return False

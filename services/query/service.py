@@ -175,7 +175,8 @@ async def score_shard(
         if flipped.rowcount != 1:
             return False
         start = sum(shard_sizes(run.pool_size)[: command.shard_index])
-        await conn.execute(insert(tables.scores), _score_rows(version_id, start, command.items, scores))
+        if scores.rows:
+            await conn.execute(insert(tables.scores), _score_rows(version_id, start, command.items, scores))
         await conn.execute(update(r).where(r.c.model_version_id == version_id).values(shards_done=r.c.shards_done + 1))
         done = (await conn.execute(select(r.c.shards_done).where(r.c.model_version_id == version_id))).scalar_one()
         if done == run.shard_count:
@@ -188,14 +189,14 @@ def _score_rows(version_id: str, start: int, items: list[PoolItem], scores: Shar
     return [
         {
             "model_version_id": version_id,
-            "image_id": str(item.image_id),
+            "image_id": str(items[row].image_id),
             "position": start + row,
-            "uncertainty": float(scores.uncertainty[row]),
-            "entropy": float(scores.entropy[row]),
-            "bald": None if scores.bald is None else float(scores.bald[row]),
-            "descriptor": np.ascontiguousarray(scores.descriptors[row], dtype=np.float32).tobytes(),
+            "uncertainty": float(scores.uncertainty[index]),
+            "entropy": float(scores.entropy[index]),
+            "bald": None if scores.bald is None else float(scores.bald[index]),
+            "descriptor": np.ascontiguousarray(scores.descriptors[index], dtype=np.float32).tobytes(),
         }
-        for row, item in enumerate(items)
+        for index, row in enumerate(scores.rows)
     ]
 
 
@@ -225,6 +226,9 @@ def outcome_for_run(pool: ScoredPool, model_version_id: str, selection: dict[str
 
 async def _select_and_queue(conn: AsyncConnection, run: Any) -> None:
     pool = await load_scored_pool(conn, run.model_version_id)
+    if not pool.image_ids:
+        log.error("model version %s: no pool image could be scored; nothing selected", run.model_version_id)
+        return
     outcome = outcome_for_run(pool, run.model_version_id, run.selection)
     record_id = selection_id(run.model_version_id)
     spec = SelectionSpec.model_validate(run.selection)

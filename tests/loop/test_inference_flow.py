@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from medal.bus import PermanentFailure
 from medal.db.schema import inference as tables
 from medal.platform import Platform
 from proto import ImageIngested
@@ -169,3 +170,31 @@ async def test_predict_one_image_over_rest(platform: Platform) -> None:
             url, json={"image_id": str(item.image_id), "model_version_id": str(uuid.uuid4())}
         )
         assert unknown_model.status_code == 404 and unknown_model.json()["error"]["code"] == "model-not-found"
+
+
+async def test_autolabel_leaves_out_unreadable_images(platform: Platform) -> None:
+    handle = handlers(platform)
+    model = trained(platform, 1)
+    good = store_images(platform, 2)
+    missing = PoolItem(image_id=uuid.uuid4(), image_key="images/00/missing.png")
+
+    def command(items: list[PoolItem]) -> AutoLabel:
+        return AutoLabel(
+            project="chest",
+            job_id=uuid.uuid4(),
+            model_version_id=model.model_version_id,
+            member_keys=model.member_keys,
+            training=TINY,
+            shard_index=0,
+            shard_count=1,
+            items=items,
+        )
+
+    partial = command([good[0], missing, good[1]])
+    await handle[AutoLabel.TYPE](envelope_for(partial, source="annotation"), partial)
+    ((_, event),) = await outbox_messages(platform, PredictionsStored.TYPE)
+    assert isinstance(event, PredictionsStored)
+    assert [p.image_id for p in event.predictions] == [good[0].image_id, good[1].image_id]
+    hopeless = command([missing])
+    with pytest.raises(PermanentFailure):
+        await handle[AutoLabel.TYPE](envelope_for(hopeless, source="annotation"), hopeless)

@@ -15,7 +15,7 @@ from medal.db.schema import query as tables
 from medal.db.schema.messaging import outbox
 from medal.platform import Platform
 from proto.envelope import envelope_for
-from proto.loop import BatchSelected, ModelTrained, ScorePoolShard
+from proto.loop import BatchSelected, ModelTrained, PoolItem, ScorePoolShard
 from services.query import service
 from services.query.handlers import handlers
 from services.query.main import create_app
@@ -121,3 +121,22 @@ async def test_selections_over_rest(platform: Platform) -> None:
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "selection-not-found"
         assert (await client.get("/v1/projects/other/selections")).json() == []
     assert await count(platform, outbox) == 2  # one shard command, one batch.selected.v1
+
+
+async def test_missing_or_unreadable_pool_images_are_left_out_not_blocking(platform: Platform) -> None:
+    good = store_images(platform, 5)
+    garbage = platform.store.put_content("images", b"not a png", "png", "image/png")
+    bad = [
+        PoolItem(image_id=uuid.uuid4(), image_key="images/00/missing.png"),
+        PoolItem(image_id=uuid.uuid4(), image_key=garbage.key),
+    ]
+    event = model_trained(platform, [*good[:2], *bad, *good[2:]])
+    handle = handlers(platform)
+    await handle[ModelTrained.TYPE](envelope_for(event, source="trainer"), event)
+    for delivery in await outbox_messages(platform, ScorePoolShard.TYPE):
+        await handle[ScorePoolShard.TYPE](*delivery)
+    assert await count(platform, tables.scores) == 5
+    (record,) = await service.list_selections(platform, "chest")
+    assert record.pool_size == 5 and len(record.chosen) == 3
+    assert set(record.chosen) | set(record.backlog) == {str(i.image_id) for i in good}
+    assert (await service.replay_selection(platform, record.id)).matches
