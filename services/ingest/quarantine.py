@@ -53,7 +53,14 @@ async def release_instance(platform: Platform, project: str, instance_id: str, c
     async with platform.db.begin() as conn:
         row = (
             await conn.execute(
-                select(i.c.id, i.c.quarantined, se.c.id.label("series_id"), se.c.modality, s.c.id.label("study_id"))
+                select(
+                    i.c.id,
+                    i.c.quarantined,
+                    i.c.dicom_key,
+                    se.c.id.label("series_id"),
+                    se.c.modality,
+                    s.c.id.label("study_id"),
+                )
                 .select_from(i.join(se, se.c.id == i.c.series_id).join(s, s.c.id == se.c.study_id))
                 .where(i.c.id == instance_id, s.c.project == project)
             )
@@ -81,6 +88,8 @@ async def release_instance(platform: Platform, project: str, instance_id: str, c
                 display_sha256=image.display_sha256,
                 training_key=image.training_key,
                 training_sha256=image.training_sha256,
+                training_offset=image.training_offset,
+                dicom_key=row.dicom_key,
                 quarantined=False,
             )
             message_id = uuid.uuid5(ID_NAMESPACE, f"event/{image.id}/released")

@@ -301,6 +301,8 @@ async def _store(
                 display_sha256=display.sha256,
                 training_key=training.key,
                 training_sha256=training.sha256,
+                training_offset=frame.training_offset,
+                dicom_key=dicom.key,
                 quarantined=quarantined,
             )
             message_id = uuid.uuid5(ID_NAMESPACE, f"event/{image_id}")
