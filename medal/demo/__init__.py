@@ -103,6 +103,7 @@ def _run(http: httpx.Client, slices: list[Any], started: float) -> list[RoundSco
     annotator = SimulatedAnnotator(http, PROJECT, masks)
     scores: list[RoundScore] = []
     seen: set[str] = set()
+    last_progress = 0.0
     while True:
         state = annotator.label_available()
         if time.perf_counter() - started > TIME_LIMIT:
@@ -119,9 +120,32 @@ def _run(http: httpx.Client, slices: list[Any], started: float) -> list[RoundSco
                 )
         if state == "done" and len(models) >= 1 and _autolabel_complete(http):
             return scores
-        if state == "waiting-for-model":
-            say(f"{annotator.submitted} slices labelled; the committee is training and choosing the next batch")
+        if state == "waiting-for-model" and time.monotonic() - last_progress > 15:
+            last_progress = time.monotonic()
+            say(f"{annotator.submitted} slices labelled; {_training_progress(http)}")
         time.sleep(1.0)
+
+
+def _training_progress(http: httpx.Client) -> str:
+    """One line from the trainer's job list: members done, the running ones' epochs and ETA."""
+    response = http.get(f"/trainer/v1/projects/{PROJECT}/jobs")
+    if response.status_code != 200:
+        return "the committee is training"
+    jobs = response.json()["jobs"]
+    latest = max((job["round_number"] for job in jobs), default=0)
+    current = [job for job in jobs if job["round_number"] == latest]
+    done = sum(job["state"] == "done" for job in current)
+    running = [
+        f"member {job['member_index']} epoch {job['epoch'] or 0}/{job['max_epochs']}"
+        + (f" (ETA {job['eta_seconds']:.0f} s)" if job.get("eta_seconds") else "")
+        for job in current
+        if job["state"] == "running"
+    ]
+    if done == len(current) and current:
+        return "committee trained; the query service is choosing the next batch"
+    return f"training round {latest}: {done}/{len(current)} members done" + (
+        f"; {', '.join(running)}" if running else ""
+    )
 
 
 def _autolabel_complete(http: httpx.Client) -> bool:
