@@ -9,12 +9,13 @@ from fastapi.concurrency import run_in_threadpool
 
 from medal.compute import compute_info
 from medal.errors import ApiError
-from services.query import service
+from services.query import audit
 from services.query.schemas import (
     PROJECT_PATTERN,
     UUID_PATTERN,
     CandidateOut,
     ReplayOut,
+    RunOut,
     SelectionOut,
     SelectionSummaryOut,
 )
@@ -29,7 +30,7 @@ async def info() -> dict[str, Any]:
     return {"service": "query", "compute": await run_in_threadpool(compute_info)}
 
 
-def _summary(record: service.SelectionRecord) -> SelectionSummaryOut:
+def _summary(record: audit.SelectionRecord) -> SelectionSummaryOut:
     return SelectionSummaryOut(
         id=record.id,
         project=record.project,
@@ -45,12 +46,21 @@ def _summary(record: service.SelectionRecord) -> SelectionSummaryOut:
 
 
 @router.get(
+    "/projects/{project}/runs",
+    response_model=list[RunOut],
+    summary="Pool-scoring runs of a project (one per model version): shards scored, selection made",
+)
+async def list_runs(project: ProjectName, request: Request) -> list[RunOut]:
+    return [RunOut(**vars(run)) for run in await audit.list_runs(request.app.state.platform, project)]
+
+
+@router.get(
     "/projects/{project}/selections",
     response_model=list[SelectionSummaryOut],
     summary="A project's selections, newest model version first",
 )
 async def list_selections(project: ProjectName, request: Request) -> list[SelectionSummaryOut]:
-    return [_summary(r) for r in await service.list_selections(request.app.state.platform, project)]
+    return [_summary(r) for r in await audit.list_selections(request.app.state.platform, project)]
 
 
 @router.get(
@@ -60,8 +70,8 @@ async def list_selections(project: ProjectName, request: Request) -> list[Select
 )
 async def get_selection(selection_id: SelectionId, request: Request) -> SelectionOut:
     try:
-        record = await service.get_selection(request.app.state.platform, selection_id)
-    except service.SelectionNotFound:
+        record = await audit.get_selection(request.app.state.platform, selection_id)
+    except audit.SelectionNotFound:
         raise ApiError(404, "selection-not-found", f"no selection {selection_id}") from None
     chosen = set(record.chosen)
     candidates = [
@@ -85,7 +95,7 @@ async def get_selection(selection_id: SelectionId, request: Request) -> Selectio
 )
 async def replay_selection(selection_id: SelectionId, request: Request) -> ReplayOut:
     try:
-        replay = await service.replay_selection(request.app.state.platform, selection_id)
-    except service.SelectionNotFound:
+        replay = await audit.replay_selection(request.app.state.platform, selection_id)
+    except audit.SelectionNotFound:
         raise ApiError(404, "selection-not-found", f"no selection {selection_id}") from None
     return ReplayOut(**vars(replay))

@@ -44,3 +44,14 @@ class ReplayOut(BaseModel):
     recomputed_chosen: list[str]
     candidates_match: bool
     backlog_match: bool
+
+
+class RunOut(BaseModel):
+    model_version_id: str
+    version: int
+    strategy: str
+    pool_size: int
+    shard_count: int
+    shards_done: int
+    selection_id: str | None
+    created_at: datetime

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -271,99 +269,4 @@ async def _select_and_queue(conn: AsyncConnection, run: Any) -> None:
     )
     log.info(
         "model version %s: chose %d of %d pool images", run.model_version_id, len(outcome.chosen), len(pool.image_ids)
-    )
-
-
-class SelectionNotFound(LookupError):
-    pass
-
-
-@dataclass(frozen=True)
-class SelectionRecord:
-    """A stored selection as the audit API shows it."""
-
-    id: str
-    project: str
-    model_version_id: str
-    version: int
-    strategy: str
-    candidates_k: int
-    batch_k: int
-    pool_size: int
-    candidates: list[str]
-    scores: list[dict[str, float | None]]
-    chosen: list[str]
-    backlog: list[str]
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class Replay:
-    """A selection recomputed from the stored scores, next to what was stored."""
-
-    selection_id: str
-    matches: bool
-    chosen: list[str]
-    recomputed_chosen: list[str]
-    candidates_match: bool
-    backlog_match: bool
-
-
-def _record(row: Any) -> SelectionRecord:
-    return SelectionRecord(
-        id=row.id,
-        project=row.project,
-        model_version_id=row.model_version_id,
-        version=row.version,
-        strategy=row.strategy,
-        candidates_k=row.candidates_k,
-        batch_k=row.batch_k,
-        pool_size=row.pool_size,
-        candidates=list(row.candidates),
-        scores=list(row.scores),
-        chosen=list(row.chosen),
-        backlog=list(row.backlog),
-        created_at=row.created_at,
-    )
-
-
-def _records_query() -> Any:
-    sel, r = tables.selections, tables.runs
-    return select(sel, r.c.version).select_from(sel.join(r, r.c.model_version_id == sel.c.model_version_id))
-
-
-async def list_selections(platform: Platform, project: str) -> list[SelectionRecord]:
-    """A project's selections, newest model version first."""
-    query = _records_query().where(tables.selections.c.project == project).order_by(tables.runs.c.version.desc())
-    async with platform.db.connect() as conn:
-        return [_record(row) for row in (await conn.execute(query)).all()]
-
-
-async def get_selection(platform: Platform, record_id: str) -> SelectionRecord:
-    async with platform.db.connect() as conn:
-        row = (await conn.execute(_records_query().where(tables.selections.c.id == record_id))).first()
-    if row is None:
-        raise SelectionNotFound(record_id)
-    return _record(row)
-
-
-async def replay_selection(platform: Platform, record_id: str) -> Replay:
-    """Recompute a selection from the stored scores with the run's strategy and compare."""
-    record = await get_selection(platform, record_id)
-    r = tables.runs
-    async with platform.db.connect() as conn:
-        spec = (
-            await conn.execute(select(r.c.selection).where(r.c.model_version_id == record.model_version_id))
-        ).scalar_one()
-        pool = await load_scored_pool(conn, record.model_version_id)
-    outcome = await asyncio.to_thread(outcome_for_run, pool, record.model_version_id, spec)
-    candidates_match = outcome.candidates == record.candidates and outcome.scores == record.scores
-    backlog_match = outcome.backlog == record.backlog
-    return Replay(
-        selection_id=record.id,
-        matches=outcome.chosen == record.chosen and candidates_match and backlog_match,
-        chosen=record.chosen,
-        recomputed_chosen=outcome.chosen,
-        candidates_match=candidates_match,
-        backlog_match=backlog_match,
     )

@@ -16,7 +16,7 @@ from medal.db.schema.messaging import outbox
 from medal.platform import Platform
 from proto.envelope import envelope_for
 from proto.loop import BatchSelected, ModelTrained, PoolItem, ScorePoolShard
-from services.query import service
+from services.query import audit
 from services.query.handlers import handlers
 from services.query.main import create_app
 from tests.loop.query_inference_helpers import build_platform, close, model_trained, outbox_messages, store_images
@@ -77,10 +77,10 @@ async def test_one_selection_per_model_version_even_when_messages_come_twice(pla
     assert {i.image_id for i in items} == set(batch.chosen) | set(batch.backlog)
     assert envelope.correlation_id == trained.correlation_id
 
-    record = (await service.list_selections(platform, "chest"))[0]
+    record = (await audit.list_selections(platform, "chest"))[0]
     assert record.id == str(batch.selection_id) and record.chosen == [str(i) for i in batch.chosen]
     assert len(record.candidates) == 6 and set(record.chosen) <= set(record.candidates)
-    replay = await service.replay_selection(platform, record.id)
+    replay = await audit.replay_selection(platform, record.id)
     assert replay.matches and replay.recomputed_chosen == record.chosen
 
 
@@ -95,7 +95,7 @@ async def test_shards_finishing_together_select_exactly_once(any_platform: Platf
     await asyncio.gather(*(handle[ScorePoolShard.TYPE](*delivery) for delivery in [*shards, duplicate]))
     assert await count(platform, tables.selections) == 1
     assert len(await outbox_messages(platform, BatchSelected.TYPE)) == 1
-    record = (await service.list_selections(platform, "chest"))[0]
+    record = (await audit.list_selections(platform, "chest"))[0]
     assert record.strategy == "bald" and all(s["bald"] is not None for s in record.scores)
 
 
@@ -109,7 +109,10 @@ async def test_selections_over_rest(platform: Platform) -> None:
     app = create_app()
     app.state.platform = platform
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://query") as client:
+        (run,) = (await client.get("/v1/projects/chest/runs")).json()
+        assert (run["shards_done"], run["shard_count"], run["pool_size"]) == (1, 1, 8)
         listed = (await client.get("/v1/projects/chest/selections")).json()
+        assert run["selection_id"] == listed[0]["id"] and run["strategy"] == "random"
         assert len(listed) == 1 and listed[0]["model_version_id"] == str(event.model_version_id)
         assert listed[0]["strategy"] == "random" and len(listed[0]["chosen"]) == 3
         detail = (await client.get(f"/v1/selections/{listed[0]['id']}")).json()
@@ -136,7 +139,7 @@ async def test_missing_or_unreadable_pool_images_are_left_out_not_blocking(platf
     for delivery in await outbox_messages(platform, ScorePoolShard.TYPE):
         await handle[ScorePoolShard.TYPE](*delivery)
     assert await count(platform, tables.scores) == 5
-    (record,) = await service.list_selections(platform, "chest")
+    (record,) = await audit.list_selections(platform, "chest")
     assert record.pool_size == 5 and len(record.chosen) == 3
     assert set(record.chosen) | set(record.backlog) == {str(i.image_id) for i in good}
-    assert (await service.replay_selection(platform, record.id)).matches
+    assert (await audit.replay_selection(platform, record.id)).matches
