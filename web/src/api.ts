@@ -257,6 +257,19 @@ export interface UploadResult {
   summary: { accepted: number; duplicate: number; refused: number };
 }
 
+/** Point an <img> at an image; with an API key the pixels come through fetch (img tags send no headers). */
+export async function showImage(img: HTMLImageElement, imageId: string, preset = "image"): Promise<void> {
+  const url = api.imageUrl(imageId, preset);
+  if (!apiKey()) {
+    img.src = url;
+    return;
+  }
+  const blob = await (await send(url)).blob();
+  const old = img.src;
+  img.src = URL.createObjectURL(blob);
+  if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+}
+
 /** Multipart upload to ingest with progress (fetch cannot report upload progress; XHR can). */
 export function uploadStudies(
   project: string,

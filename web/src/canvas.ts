@@ -2,7 +2,7 @@
 // with zoom, pan, undo/redo and mask opacity. The mask is a Uint8Array (one class index per pixel);
 // only the changed rectangle of the colour overlay is redrawn, so 512x512 slices stay responsive.
 
-import type { LabelClass } from "./api";
+import { showImage, type LabelClass } from "./api";
 import { h } from "./dom";
 import { fillPolygon, hexToRgb } from "./mask";
 
@@ -63,11 +63,11 @@ export class MaskEditor {
     window.addEventListener("keyup", (e) => e.code === "Space" && (this.spaceHeld = false));
   }
 
-  setImage(url: string): Promise<void> {
+  setImage(imageId: string, preset: string): Promise<void> {
     return new Promise((resolve, reject) => {
       this.image.onload = () => resolve();
       this.image.onerror = () => reject(new Error("the image could not be loaded"));
-      this.image.src = url;
+      showImage(this.image, imageId, preset).catch(reject);
     });
   }
 

@@ -1,4 +1,5 @@
 // A tiny element builder and page-level messages.
+import { showImage } from "./api";
 
 type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | EventListener | null | undefined>;
@@ -62,4 +63,11 @@ export function fmtSeconds(seconds: number | null): string {
   if (seconds < 90) return `${Math.round(seconds)} s`;
   if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
   return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+/** An image thumbnail (loaded with the API key when one is set). */
+export function thumb(imageId: string, className = "thumb"): HTMLImageElement {
+  const img = h("img", { class: className, alt: "", loading: "lazy" });
+  void showImage(img, imageId).catch(() => img.classList.add("broken"));
+  return img;
 }

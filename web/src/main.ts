@@ -46,8 +46,13 @@ async function openTask(project: string): Promise<void> {
 }
 
 async function openImage(project: string, imageId: string): Promise<void> {
-  const [info, page] = await Promise.all([api.project(project), api.images(project, 1000)]);
-  const image = page.images.find((i) => i.id === imageId);
+  const info = await api.project(project);
+  let image: { width: number; height: number } | undefined;
+  for (let offset = 0; !image; offset += 1000) {
+    const page = await api.images(project, 1000, offset);
+    image = page.images.find((i) => i.id === imageId);
+    if (offset + 1000 >= page.total) break;
+  }
   if (!image) throw new Error(`image ${imageId} is not in project ${project}`);
   const kept = unsent(imageId);
   const task = kept?.task && Date.parse(kept.task.lease_expires_at) > Date.now() ? kept.task : null;

@@ -102,7 +102,7 @@ export function renderEditor(root: HTMLElement, target: EditorTarget, done: () =
     { "aria-label": "window preset" },
     ...PRESETS.map(([value, label]) => h("option", { value, selected: value === settings.window }, label)),
   );
-  windowSelect.addEventListener("change", () => void editor.setImage(api.imageUrl(imageId, windowSelect.value)));
+  windowSelect.addEventListener("change", () => void editor.setImage(imageId, windowSelect.value).catch((e) => banner(explain(e), "error")));
 
   const pixelsInfo = h("span", { class: "muted" }, "");
   const leaseInfo = h("span", { class: "lease", "data-testid": "lease" }, "");
@@ -285,7 +285,7 @@ export function renderEditor(root: HTMLElement, target: EditorTarget, done: () =
   clearBanner();
   void (async () => {
     try {
-      await editor.setImage(api.imageUrl(imageId, windowSelect.value));
+      await editor.setImage(imageId, windowSelect.value);
     } catch (error) {
       banner(explain(error), "error");
     }

@@ -136,7 +136,7 @@ async function roundsCard(rounds: Round[]): Promise<HTMLElement> {
           ? h(
               "table",
               { class: "grid compact" },
-              h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "Image"), h("th", {}, "State"), h("th", {}, "Held by"), h("th", {}, "Lease until / submitted"))),
+              h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "Image"), h("th", {}, "State"), h("th", {}, "Held / labelled by"), h("th", {}, "Lease until / submitted"))),
               h(
                 "tbody",
                 {},
@@ -147,7 +147,7 @@ async function roundsCard(rounds: Round[]): Promise<HTMLElement> {
                     h("td", {}, t.position + 1),
                     h("td", {}, h("code", {}, t.image_id.slice(0, 8))),
                     h("td", {}, h("span", { class: `state ${t.state}` }, t.state)),
-                    h("td", {}, t.state === "leased" ? t.lease_owner ?? "" : ""),
+                    h("td", {}, t.state === "leased" || t.state === "submitted" ? t.lease_owner ?? "" : ""),
                     h("td", {}, t.state === "submitted" ? fmtDate(t.submitted_at) : t.state === "leased" ? fmtDate(t.lease_expires_at) : ""),
                   ),
                 ),

@@ -1,7 +1,7 @@
 // The annotator's queue: who I am, the task I hold, unsent masks kept in this browser, the open round.
 
 import { api, explain } from "../api";
-import { banner, fmtDate, h } from "../dom";
+import { banner, fmtDate, h, thumb } from "../dom";
 import { allUnsent, annotator, currentLease, forgetUnsent, setAnnotator, setCurrentLease } from "../store";
 
 const WAITING: Record<string, string> = {
@@ -77,7 +77,7 @@ export async function renderQueue(root: HTMLElement, project: string): Promise<v
       h(
         "table",
         { class: "grid compact", "data-testid": "queue" },
-        h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "Image"), h("th", {}, "State"), h("th", {}, "Held by"), h("th", {}, "Until"))),
+        h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "Image"), h("th", {}, "State"), h("th", {}, "Held / labelled by"), h("th", {}, "Until"))),
         h(
           "tbody",
           {},
@@ -86,9 +86,9 @@ export async function renderQueue(root: HTMLElement, project: string): Promise<v
               "tr",
               { "data-task": t.task_id, "data-state": t.state, class: held?.task_id === t.task_id ? "mine" : "" },
               h("td", {}, t.position + 1),
-              h("td", {}, h("img", { class: "thumb", src: api.imageUrl(t.image_id), alt: "", loading: "lazy" }), h("code", {}, t.image_id.slice(0, 8))),
+              h("td", {}, thumb(t.image_id), h("code", {}, t.image_id.slice(0, 8))),
               h("td", {}, h("span", { class: `state ${t.state}` }, t.state)),
-              h("td", {}, t.lease_owner && t.state === "leased" ? t.lease_owner : ""),
+              h("td", {}, t.state === "leased" || t.state === "submitted" ? t.lease_owner ?? "" : ""),
               h("td", {}, t.state === "leased" ? fmtDate(t.lease_expires_at) : t.state === "submitted" ? fmtDate(t.submitted_at) : ""),
             ),
           ),

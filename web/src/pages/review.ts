@@ -1,7 +1,7 @@
 // Review: every image with its newest mask (by a person or machine-made), to check and correct.
 
 import { api, type Image } from "../api";
-import { h } from "../dom";
+import { h, thumb } from "../dom";
 import { hexToRgb } from "../mask";
 
 export async function renderReview(root: HTMLElement, project: string): Promise<void> {
@@ -31,7 +31,7 @@ function card(project: string, image: Image, palette: number[][]): { element: HT
   const element = h(
     "a",
     { class: "image-card", href: `#/p/${project}/image/${image.id}`, "data-image": image.id },
-    h("div", { class: "thumb-wrap" }, h("img", { src: api.imageUrl(image.id), alt: "", loading: "lazy" }), overlay),
+    h("div", { class: "thumb-wrap" }, thumb(image.id, "full"), overlay),
     h("div", {}, h("code", {}, image.id.slice(0, 8)), " ", image.modality, image.held_out ? " · held out" : ""),
     caption,
   );
