@@ -10,6 +10,7 @@ removes the series description). Pure: no I/O.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from pydicom.dataset import Dataset
 
@@ -42,10 +43,9 @@ def quarantine_reason(ds: Dataset) -> str | None:
     return None
 
 
-def _values(element: object) -> list[object]:
-    value = getattr(element, "value", None)
+def _values(value: object) -> list[object]:
     if value is None or value == "":
         return []
     if isinstance(value, (str, bytes)):
         return [value]
-    return list(value)
+    return list(value) if isinstance(value, Iterable) else [value]
