@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import nibabel as nib
 import numpy as np
 import pytest
@@ -14,6 +18,13 @@ from monailabel.client import MONAILabelClient
 from monailabel.client.client import MONAILabelClientException
 from PIL import Image
 
+from medal.app import build_app
+from medal.local_server import serve_in_thread
+from medal.settings import Settings
+from proto import ModelTrained, envelope_for
+from proto.loop import SelectionSpec, TrainingSpec
+from tests.e2e.helpers import wait_for
+from tests.loop.query_inference_helpers import store_members
 from tests.ui.conftest import CLASSES, Running, labelling_project
 
 PROJECT = "covid-ct"
@@ -116,3 +127,75 @@ def test_unknown_project_is_a_json_404(running: Running) -> None:
     answer = running.http.get("/annotation/monailabel/nobody/info/")
     assert answer.status_code == 404
     assert json.loads(answer.text)["error"]["code"] == "project-not-found"
+
+
+@pytest.fixture(scope="module")
+def with_inference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("ml-infer"), api_keys=[])
+    app = build_app(settings, ["annotation", "ingest", "inference"], consume=True, migrate=True)
+    with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=60) as http:
+        yield Running(base, http, app)
+
+
+def test_train_reports_the_model_and_infer_returns_its_mask(with_inference: Running, tmp_path: Path) -> None:
+    project = "ml-infer"
+    image_ids = labelling_project(with_inference, project)
+    client = MONAILabelClient(f"{with_inference.base}/annotation/monailabel/{project}", tmpdir=str(tmp_path))
+    with pytest.raises(MONAILabelClientException, match="no-model"):  # inference's own 409, passed through
+        client.infer("medal", image_ids[0], {})
+
+    sample = client.next_sample("suggestive", {"client_id": "dr-who"})
+    label = np.zeros((sample["height"], sample["width"]), dtype=np.uint8)
+    label[:8, :8] = 1
+    (tmp_path / "label.png").write_bytes(png_of(label))
+    assert (
+        client.save_label(sample["id"], str(tmp_path / "label.png"), tag="final", params={"client_id": "dr-who"})[
+            "task_id"
+        ]
+        == sample["task_id"]
+    )
+    started = client.train_start("medal", {})
+    assert started["status"] == "RUNNING"
+
+    # The trainer's answer for that round: a (tiny, untrained) committee registered as version 1.
+    platform = with_inference.app.state.platform
+    spec = TrainingSpec(num_classes=3, image_size=16, width=1 / 16, max_epochs=1, patience=1, batch_size=2)
+    event = ModelTrained(
+        project=project,
+        round_id=uuid.UUID(started["id"]),
+        model_version_id=uuid.uuid4(),
+        version=1,
+        member_keys=store_members(platform, 2, spec=spec),
+        validation_dice=0.42,
+        labels=1,
+        pool_key="manifests/none.json",
+        training=spec,
+        selection=SelectionSpec(strategy="suggestive", candidates=2, batch=1),
+    )
+    platform.bus.publish(envelope_for(event, source="trainer"))
+    wait_for(lambda: client.info()["models"]["medal"]["version"] == 1)
+    status = client.train_status()
+    assert status["status"] == "DONE" and status["result"] == {"version": 1, "labels": 1, "validation_dice": 0.42}
+
+    predicted_path, params = wait_for(lambda: _infer_when_ready(client, image_ids[1]))
+    assert params["version"] == 1 and params["model_version_id"] == str(event.model_version_id)
+    predicted = np.asarray(Image.open(predicted_path))
+    meta = {i["id"]: i for i in with_inference.http.get(f"/annotation/v1/projects/{project}/images").json()["images"]}
+    assert predicted.shape == (meta[image_ids[1]]["height"], meta[image_ids[1]]["width"])
+    assert set(np.unique(predicted)) <= {0, 1, 2}
+    image_only = requests.post(
+        f"{client.get_server_url()}/infer/medal", params={"image": image_ids[1], "output": "image"}, timeout=60
+    )
+    assert image_only.headers["content-type"] == "image/png"
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(image_only.content))), predicted)
+
+
+def _infer_when_ready(client: MONAILabelClient, image_id: str) -> tuple[str, dict[str, Any]] | None:
+    """Inference learns of the model from its own copy of model.trained.v1: retry until it has it."""
+    try:
+        path, params = client.infer("medal", image_id, {})
+    except MONAILabelClientException as exc:
+        if "no-model" in exc.msg:
+            return None
+        raise
+    return path, params
