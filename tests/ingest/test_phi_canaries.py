@@ -111,6 +111,7 @@ def phi_instance(number: int, *, burned_in: bool = False) -> bytes:
     reference.ReferencedSOPClassUID = ds.SOPClassUID
     reference.ReferencedSOPInstanceUID = f"{UID_ROOT}91009"
     ds.SourceImageSequence = Sequence([reference])
+    ds.add_new(0x0040A124, "UI", f"QZX.{number}")  # invalid UID: pydicom's warning would quote it
     if burned_in:
         ds.BurnedInAnnotation = "YES"
     return encode(ds)
