@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -10,18 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
 from selenium import webdriver
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import unavailable
+from tests.e2e.helpers import wait_for
 from tests.ui.browser import chromium, missing
-from tests.ui.conftest import Running, labelling_project
+from tests.ui.conftest import CLASSES, Running, labelling_project
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +167,90 @@ def test_upload_with_a_non_dicom_file_names_the_refused_file(
     assert "ct.dcm: accepted" in outcomes
     assert "notes.txt: refused — not a DICOM file" in outcomes
     assert "1 accepted, 0 duplicate, 1 refused" in banner_text(browser)
+
+
+def ct_512() -> bytes:
+    """CT_small (128x128) upsampled to a 512x512 slice with a fresh SOP Instance UID."""
+    ds = pydicom.dcmread(str(get_testdata_file("CT_small.dcm")))
+    ds.PixelData = np.kron(ds.pixel_array, np.ones((4, 4), dtype=ds.pixel_array.dtype)).tobytes()
+    ds.Rows, ds.Columns = 512, 512
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
+def test_canvas_tools_shortcuts_and_speed_on_a_512_slice(running: Running, browser: webdriver.Chrome) -> None:
+    project = "browser-tools"
+    settings = {"classes": CLASSES, "initial_labels": 1, "candidates": 1, "batch": 1}
+    assert running.http.post("/annotation/v1/projects", json={"name": project, "settings": settings}).status_code == 201
+    files = [("files", ("ct512.dcm", ct_512(), "application/dicom"))]
+    assert running.http.post(f"/ingest/v1/projects/{project}/instances", files=files).json()["summary"]["accepted"] == 1
+    wait_for(lambda: running.http.get(f"/annotation/v1/projects/{project}").json()["images"] == 1)
+    assert running.http.post(f"/annotation/v1/projects/{project}/rounds").status_code == 201
+    task = lease_in_ui(browser, running.base, project, "dana")
+    assert (task["width"], task["height"]) == (512, 512)
+    key = f"medal.unsent.{task['image_id']}"
+    canvas = css(browser, "[data-testid=mask-canvas]")
+    script = "return document.querySelector('[data-testid=mask-canvas]').getBoundingClientRect().width"
+    scale = float(browser.execute_script(script)) / 512  # screen pixels per image pixel (zoomed to fit)
+
+    def drag(points: list[tuple[int, int]]) -> None:
+        """Press at the first point and move through the rest (image pixels relative to the centre)."""
+        actions = ActionChains(browser, duration=10)
+        actions.move_to_element_with_offset(canvas, int(points[0][0] * scale), int(points[0][1] * scale))
+        actions.click_and_hold()
+        for (x0, y0), (x1, y1) in itertools.pairwise(points):
+            actions.move_by_offset(int((x1 - x0) * scale), int((y1 - y0) * scale))
+        actions.release().perform()
+
+    def drawn() -> np.ndarray:
+        time.sleep(0.4)  # the draft is written 250 ms after the last change
+        return rle_to_array(storage(browser, key)["rle"])
+
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys("l")  # lasso, class 1: a closed square 100x100 around (256, 256) is filled
+    drag([(-50, -50), (50, -50), (50, 50), (-50, 50), (-50, -50)])
+    lasso = drawn()
+    assert lasso[256, 256] == 1 and lasso[200, 200] == 0
+    assert 7000 < (lasso == 1).sum() < 11000
+    body.send_keys("2", "e")  # eraser through the middle
+    drag([(-60, 0), (60, 0)])
+    erased = drawn()
+    assert erased[256, 256] == 0 and erased[236, 256] == 1
+    ActionChains(browser).key_down(Keys.CONTROL).send_keys("z").key_up(Keys.CONTROL).perform()
+    assert np.array_equal(drawn(), lasso)
+    ActionChains(browser).key_down(Keys.CONTROL).send_keys("y").key_up(Keys.CONTROL).perform()
+    assert np.array_equal(drawn(), erased)
+    body.send_keys("b", "2", "]", "]")  # brush, class 2, bigger
+    drag([(100, 100), (150, 100)])
+    assert (drawn()[256 + 100, 256 + 110 : 256 + 140] == 2).all()
+
+    # Responsiveness: 400 brush moves of a 40 px brush across the 512x512 mask, timed in the page.
+    elapsed = browser.execute_script(
+        """
+        const view = document.querySelector('.viewport');
+        const box = document.querySelector('[data-testid=mask-canvas]').getBoundingClientRect();
+        const at = (i) => ({clientX: box.left + box.width * (0.1 + 0.8 * (i % 100) / 100),
+                            clientY: box.top + box.height * (0.1 + 0.2 * Math.floor(i / 100)),
+                            pointerId: 7, button: 0, buttons: 1, bubbles: true});
+        document.querySelector('input[aria-label="brush size"]').value = '40';
+        document.querySelector('input[aria-label="brush size"]').dispatchEvent(new Event('input'));
+        const start = performance.now();
+        view.dispatchEvent(new PointerEvent('pointerdown', at(0)));
+        for (let i = 1; i < 400; i++) view.dispatchEvent(new PointerEvent('pointermove', at(i)));
+        view.dispatchEvent(new PointerEvent('pointerup', at(399)));
+        return performance.now() - start;
+        """
+    )
+    print(f"400 moves of a 40 px brush on 512x512: {elapsed:.0f} ms")
+    assert elapsed < 2000, f"400 brush moves took {elapsed:.0f} ms"  # < 5 ms a move, even on a busy CI machine
+    css(browser, "[data-action=submit]").click()
+    message = wait(browser, lambda d: "Submitted" in banner_text(d) and banner_text(d))
+    assert "The round is complete" in message  # its only task: the round left the queue with it
+    css(browser, "[data-testid=queue]")
+    assert not browser.find_elements(By.CSS_SELECTOR, f"tr[data-task='{task['task_id']}']")
+    assert np.array_equal(
+        stored_mask(running, task["image_id"]), drawn_after_submit := stored_mask(running, task["image_id"])
+    )
+    assert (drawn_after_submit == 2).sum() > (drawn_after_submit == 1).sum() > 0

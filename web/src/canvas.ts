@@ -149,7 +149,7 @@ export class MaskEditor {
     this.element.focus();
     if (this.tool === "pan" || this.spaceHeld || e.button === 1 || e.button === 2) {
       this.panning = { x: e.clientX, y: e.clientY, tx: this.tx, ty: this.ty };
-      this.element.setPointerCapture(e.pointerId);
+      this.capture(e.pointerId);
       return;
     }
     if (e.button !== 0) return;
@@ -159,7 +159,7 @@ export class MaskEditor {
       this.drawPath(false);
       return;
     }
-    this.element.setPointerCapture(e.pointerId);
+    this.capture(e.pointerId);
     this.drawing = true;
     this.remember();
     if (this.tool === "lasso") {
@@ -167,6 +167,15 @@ export class MaskEditor {
     } else {
       this.last = p;
       this.stamp(p, p);
+    }
+  }
+
+  /** Keep receiving the stroke's moves outside the viewport (not possible for every pointer: then without). */
+  private capture(pointerId: number): void {
+    try {
+      this.element.setPointerCapture(pointerId);
+    } catch {
+      /* an inactive pointer id (synthetic events): the stroke still works inside the viewport */
     }
   }
 
