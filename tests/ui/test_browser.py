@@ -254,3 +254,14 @@ def test_canvas_tools_shortcuts_and_speed_on_a_512_slice(running: Running, brows
         stored_mask(running, task["image_id"]), drawn_after_submit := stored_mask(running, task["image_id"])
     )
     assert (drawn_after_submit == 2).sum() > (drawn_after_submit == 1).sum() > 0
+
+
+def test_model_page_without_models_or_trainer_says_so(running: Running, browser: webdriver.Chrome) -> None:
+    project = "browser-model"
+    assert running.http.post("/annotation/v1/projects", json={"name": project}).status_code == 201
+    browser.get("about:blank")
+    browser.get(f"{running.base}/annotation/ui/#/p/{project}/model")
+    css(browser, "[data-testid=training] p")
+    assert "No model yet" in text_of(browser, "[data-testid=advice]")
+    assert "not available (no trainer service" in text_of(browser, "[data-testid=training]")
+    assert browser.find_element(By.CSS_SELECTOR, "[data-testid=autolabel] button").get_attribute("disabled") is not None

@@ -242,6 +242,8 @@ export const api = {
   exportUrl: (p: string, format: string) => `${A}/projects/${p}/export?format=${format}`,
   predict: (p: string, imageId: string) =>
     json<Prediction>(`/inference/v1/projects/${p}/predict`, post({ image_id: imageId })),
+  promote: (p: string, version: number) =>
+    json<Record<string, unknown>>(`/trainer/v1/projects/${p}/models/${version}/promote`, { method: "POST" }),
   trainerJobs: (p: string) => json<{ jobs: TrainerJob[] }>(`/trainer/v1/projects/${p}/jobs`),
 };
 

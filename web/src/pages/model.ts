@@ -1,8 +1,8 @@
 // The model page: versions, the learning curve (quality against labels used), training progress with ETA,
 // and stopping advice (the estimated gain of one more round against its labelling cost).
 
-import { api, ApiError, type ModelVersion, type Project, type TrainerJob } from "../api";
-import { fmtDate, fmtSeconds, h, svg } from "../dom";
+import { api, ApiError, explain, type ModelVersion, type Project, type Status, type TrainerJob } from "../api";
+import { banner, fmtDate, fmtSeconds, h, svg } from "../dom";
 
 export async function renderModel(root: HTMLElement, project: string): Promise<void> {
   const [info, status] = await Promise.all([api.project(project), api.status(project)]);
@@ -19,7 +19,33 @@ export async function renderModel(root: HTMLElement, project: string): Promise<v
     h("section", { class: "card", "data-testid": "advice" }, h("h2", {}, "Stopping advice"), advice(info, models, status.labels, status.images - status.held_out)),
     h("section", { class: "card" }, h("h2", {}, "Learning curve"), curve(models, info.settings.target_dice)),
     h("section", { class: "card", "data-testid": "training" }, h("h2", {}, "Training"), jobs ? training(jobs) : h("p", { class: "muted" }, trainerNote)),
-    h("section", { class: "card" }, h("h2", {}, "Versions"), versions(models)),
+    h("section", { class: "card" }, h("h2", {}, "Versions"), versions(project, models)),
+    h("section", { class: "card", "data-testid": "autolabel" }, h("h2", {}, "Auto-label the rest"), autolabel(project, status)),
+  );
+}
+
+function autolabel(project: string, status: Status): HTMLElement {
+  const jobs = status.autolabel.map((job) => {
+    const done = Number(job.shards_done ?? 0);
+    const shards = Number(job.shards ?? 1);
+    return h("li", {}, `${job.images} images with model ${String(job.model_version_id).slice(0, 8)}: `, h("progress", { max: shards, value: done }), job.complete ? " done" : ` ${done}/${shards} shards`);
+  });
+  const run = async () => {
+    if (!confirm("Label every unlabelled image with the current model?")) return;
+    try {
+      await api.autolabel(project);
+      banner("Auto-labelling started: machine-made masks appear in Review as they are stored.", "notice");
+      await renderModel(document.getElementById("app")!, project);
+    } catch (error) {
+      banner(`Auto-labelling did not start: ${explain(error)}`, "error");
+    }
+  };
+  return h(
+    "div",
+    {},
+    h("p", { class: "muted" }, "The current model labels every image nobody labelled; check its masks in Review."),
+    jobs.length ? h("ul", {}, ...jobs) : null,
+    h("button", { onclick: () => void run(), disabled: status.models.length === 0 }, "Auto-label with the current model"),
   );
 }
 
@@ -111,12 +137,36 @@ function training(jobs: TrainerJob[]): HTMLElement {
   );
 }
 
-function versions(models: ModelVersion[]): HTMLElement {
+function versions(project: string, models: ModelVersion[]): HTMLElement {
   if (!models.length) return h("p", { class: "muted" }, "No versions yet.");
+  const promote = async (version: number) => {
+    try {
+      await api.promote(project, version);
+      banner(`Model v${version} is now current (pre-annotation and auto-labelling use it).`, "notice");
+      window.setTimeout(() => void renderModel(document.getElementById("app")!, project), 800);
+    } catch (error) {
+      banner(error instanceof ApiError && error.status === 404 && error.code === "not-found" ? "Promotion is not available (no trainer service in this process)." : `Not promoted: ${explain(error)}`, "error");
+    }
+  };
   return h(
     "table",
     { class: "grid compact" },
-    h("thead", {}, h("tr", {}, ...["Version", "Labels", "Validation Dice", "Current", "Trained"].map((t) => h("th", {}, t)))),
-    h("tbody", {}, ...[...models].reverse().map((m) => h("tr", {}, h("td", {}, `v${m.version}`), h("td", {}, m.labels), h("td", {}, m.validation_dice.toFixed(3)), h("td", {}, m.current ? "✓" : ""), h("td", {}, fmtDate(m.created_at))))),
+    h("thead", {}, h("tr", {}, ...["Version", "Labels", "Validation Dice", "Current", "Trained", ""].map((t) => h("th", {}, t)))),
+    h(
+      "tbody",
+      {},
+      ...[...models].reverse().map((m) =>
+        h(
+          "tr",
+          {},
+          h("td", {}, `v${m.version}`),
+          h("td", {}, m.labels),
+          h("td", {}, m.validation_dice.toFixed(3)),
+          h("td", {}, m.current ? "✓ current" : ""),
+          h("td", {}, fmtDate(m.created_at)),
+          h("td", {}, m.current ? "" : h("button", { onclick: () => void promote(m.version) }, "Make current")),
+        ),
+      ),
+    ),
   );
 }
