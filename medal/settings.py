@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     trainer_heartbeat_seconds: float = Field(
         default=10, gt=0, le=600, description="How often a training worker renews its lease and writes progress."
     )
+    trainer_threads: int | None = Field(
+        default=None, ge=1, le=1024, description="CPU threads a trainer uses for torch; default: every CPU it may use."
+    )
 
     inference_url: str | None = Field(
         default=None,

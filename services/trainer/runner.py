@@ -16,10 +16,11 @@ import os
 import socket
 import threading
 
+import torch
 from sqlalchemy import select
 
 from medal.db.schema import trainer as tables
-from medal.model.device import ComputeDevice, select_device
+from medal.model.device import ComputeDevice, available_cpus, select_device
 from medal.model.weights import save_member
 from medal.platform import Platform
 from proto.loop import TrainingSpec
@@ -33,7 +34,13 @@ from services.trainer.jobs import (
     heartbeat,
     release_job,
 )
-from services.trainer.member import BadTrainingData, load_labelled_set, train_one_member
+from services.trainer.member import (
+    BadTrainingData,
+    LabelledTensors,
+    MemberResult,
+    load_labelled_set,
+    train_one_member,
+)
 from services.trainer.training import EpochReport
 
 log = logging.getLogger("medal.trainer")
@@ -88,11 +95,12 @@ class JobRunner:
         self.policy = LeasePolicy(ttl_seconds=settings.trainer_lease_seconds, max_attempts=MAX_ATTEMPTS)
         self.heartbeat_seconds = float(settings.trainer_heartbeat_seconds)
         self._compute = compute
+        self._threads = settings.trainer_threads
 
     @property
     def compute(self) -> ComputeDevice:
         if self._compute is None:
-            self._compute = select_device("auto")
+            self._compute = select_device("auto", threads=self._threads)
         return self._compute
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -128,7 +136,7 @@ class JobRunner:
         watcher = asyncio.create_task(self._watch_stop(stop, control))
         try:
             data = await asyncio.to_thread(load_labelled_set, store, row.labelled_set_key, spec)
-            result = await asyncio.to_thread(train_one_member, data, spec, job.seed, self.compute, control.on_epoch)
+            result = await asyncio.to_thread(self._train, data, spec, job.seed, control)
             weights = await asyncio.to_thread(save_member, result.model, spec)
             stored = await asyncio.to_thread(store.put_content, "weights", weights, "pt", "application/octet-stream")
             recorded = await record_member(
@@ -166,6 +174,13 @@ class JobRunner:
             result.seconds,
         )
         return "done"
+
+    def _train(self, data: LabelledTensors, spec: TrainingSpec, seed: int, control: JobControl) -> MemberResult:
+        """In the training thread: torch's CPU thread count is per thread, so set it here."""
+        compute = self.compute
+        if not compute.is_cuda:
+            torch.set_num_threads(self._threads or available_cpus())
+        return train_one_member(data, spec, seed, compute, control.on_epoch)
 
     async def _watch_stop(self, stop: asyncio.Event, control: JobControl) -> None:
         await stop.wait()

@@ -67,7 +67,9 @@ class Trainer:
 
 @pytest.fixture(scope="module")
 def trainer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trainer]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("trainer"), api_keys=[], trainer_heartbeat_seconds=0.5)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("trainer"), api_keys=[], trainer_heartbeat_seconds=0.5, trainer_threads=1
+    )
     bus = InProcessBus()
     app = build_app(settings, ["trainer"], consume=True, migrate=True, bus=bus)
     with serve_in_thread(app) as base:
