@@ -26,7 +26,9 @@ class CommitteeCache:
         device: "auto", "cuda" or "cpu" (medal.model.device.select_device), chosen on first use.
         capacity: committees kept; the least recently used one is dropped first.
 
-    Thread-safe: loads run one at a time, so two callers never load the same version twice.
+    Thread-safe: loads run one at a time, so two callers never load the same version twice. Callers
+    hold :attr:`busy` while they run members, so that a worker given several messages at once (prefetch)
+    runs one forward workload at a time instead of oversubscribing the CPU threads or the GPU memory.
     """
 
     def __init__(self, fetch: Callable[[str], bytes], device: str = "auto", capacity: int = 2) -> None:
@@ -36,6 +38,7 @@ class CommitteeCache:
         self.device = device
         self.capacity = capacity
         self.loads = 0
+        self.busy = threading.Lock()
         self._lock = threading.Lock()
         self._compute: ComputeDevice | None = None
         self._committees: OrderedDict[str, list[SuggestiveFCN]] = OrderedDict()

@@ -124,6 +124,8 @@ def predict_stored(
     results: list[PredictedMask | None] = [None] * len(image_keys)
     if readable:
         members = committees.get(model_version_id, member_keys)
-        for index, mask in zip(readable, _masks(members, torch.stack(images), sizes, committees.compute), strict=True):
+        with committees.busy:
+            masks = _masks(members, torch.stack(images), sizes, committees.compute)
+        for index, mask in zip(readable, masks, strict=True):
             results[index] = mask
     return results

@@ -237,8 +237,9 @@ async def predict_image(
 
     def run() -> PredictedMask:
         members = committees.get(model.id, list(model.member_keys))
-        # Offset 0: preprocessing standardises each image, which an offset does not change.
-        return predict_masks(members, [png], [0], training.image_size, committees.compute)[0]
+        with committees.busy:
+            # Offset 0: preprocessing standardises each image, which an offset does not change.
+            return predict_masks(members, [png], [0], training.image_size, committees.compute)[0]
 
     mask = await asyncio.to_thread(run)
     return ImagePrediction(model.id, model.version, mask.confidence, mask.width, mask.height, mask.png)

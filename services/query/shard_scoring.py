@@ -105,4 +105,5 @@ def score_items(
         empty = np.zeros(0, dtype=np.float64)
         return ShardScores([], empty, empty, empty if with_bald else None, np.zeros((0, 0), dtype=np.float32))
     members = committees.get(model_version_id, member_keys)
-    return score_shard(members, images, committees.compute, with_bald=with_bald, seed=seed, rows=rows)
+    with committees.busy:
+        return score_shard(members, images, committees.compute, with_bald=with_bald, seed=seed, rows=rows)
