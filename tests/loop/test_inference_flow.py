@@ -43,6 +43,18 @@ async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
     await close(built)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    return None if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def any_platform(database_url: str | None, tmp_path: Path) -> AsyncIterator[Platform]:
+    built = await build_platform(tmp_path, "inference", database_url=database_url)
+    yield built
+    await close(built)
+
+
 def ingested(item: PoolItem, width: int, height: int, project: str = "chest") -> ImageIngested:
     return ImageIngested(
         project=project,
@@ -82,7 +94,8 @@ async def current_versions(platform: Platform) -> list[int]:
         return list((await conn.execute(select(m.c.version).where(m.c.current.is_(True)))).scalars())
 
 
-async def test_first_version_is_current_until_another_is_promoted(platform: Platform) -> None:
+async def test_first_version_is_current_until_another_is_promoted(any_platform: Platform) -> None:
+    platform = any_platform
     handle = handlers(platform)
     first, second = trained(platform, 1), trained(platform, 2)
     for event in (first, second):
