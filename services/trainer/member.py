@@ -18,15 +18,24 @@ from pydantic import ValidationError
 
 from medal.model.device import ComputeDevice
 from medal.model.fcn import SuggestiveFCN
-from medal.model.preprocess import ImageDecodeError, load_image, load_mask
+from medal.model.preprocess import IN_CHANNELS, ImageDecodeError, load_image, load_mask
+from medal.model.weights import WeightsError, read_member
 from medal.storage import ObjectNotFound, ObjectStore
 from proto.loop import TrainingSpec
 from proto.manifests import LabelledSet
 from services.trainer.committee import bootstrap_resample
 from services.trainer.config import build_training_config
-from services.trainer.training import EpochReport, train_member
+from services.trainer.training import EpochReport, build_model, train_member
 
-__all__ = ["BadTrainingData", "LabelledTensors", "MemberResult", "load_labelled_set", "mean_dice", "train_one_member"]
+__all__ = [
+    "BadTrainingData",
+    "LabelledTensors",
+    "MemberResult",
+    "load_labelled_set",
+    "mean_dice",
+    "train_one_member",
+    "warm_start_state",
+]
 
 
 class BadTrainingData(ValueError):
@@ -78,6 +87,18 @@ def load_labelled_set(store: ObjectStore, key: str, spec: TrainingSpec) -> Label
             )
         masks.append(mask)
     return LabelledTensors(torch.stack(images), torch.stack(masks))
+
+
+def warm_start_state(previous: bytes, spec: TrainingSpec, *, on_gpu: bool) -> dict[str, torch.Tensor] | None:
+    """A previous member's weights when they fit the member about to be trained (same shapes), else None."""
+    try:
+        state = read_member(previous).state_dict
+    except WeightsError:
+        return None
+    fresh = build_model(IN_CHANNELS, spec.num_classes, build_training_config(spec, on_gpu=on_gpu)).state_dict()
+    if state.keys() != fresh.keys() or any(state[name].shape != tensor.shape for name, tensor in fresh.items()):
+        return None
+    return state
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -23,6 +24,7 @@ from medal.db.schema import trainer as tables
 from medal.model.device import ComputeDevice, available_cpus, select_device
 from medal.model.weights import save_member
 from medal.platform import Platform
+from medal.storage import ObjectNotFound
 from proto.loop import TrainingSpec
 from services.trainer.completion import StoredMember, record_member
 from services.trainer.jobs import (
@@ -40,6 +42,7 @@ from services.trainer.member import (
     MemberResult,
     load_labelled_set,
     train_one_member,
+    warm_start_state,
 )
 from services.trainer.training import EpochReport
 
@@ -136,7 +139,8 @@ class JobRunner:
         watcher = asyncio.create_task(self._watch_stop(stop, control))
         try:
             data = await asyncio.to_thread(load_labelled_set, store, row.labelled_set_key, spec)
-            result = await asyncio.to_thread(self._train, data, spec, job.seed, control)
+            previous = await self.previous_member_weights(job) if spec.warm_start else None
+            result = await asyncio.to_thread(self._train, data, spec, job.seed, control, previous)
             weights = await asyncio.to_thread(save_member, result.model, spec)
             stored = await asyncio.to_thread(store.put_content, "weights", weights, "pt", "application/octet-stream")
             recorded = await record_member(
@@ -175,12 +179,39 @@ class JobRunner:
         )
         return "done"
 
-    def _train(self, data: LabelledTensors, spec: TrainingSpec, seed: int, control: JobControl) -> MemberResult:
+    def _train(
+        self, data: LabelledTensors, spec: TrainingSpec, seed: int, control: JobControl, previous: bytes | None
+    ) -> MemberResult:
         """In the training thread: torch's CPU thread count is per thread, so set it here."""
         compute = self.compute
         if not compute.is_cuda:
             torch.set_num_threads(self._threads or available_cpus())
-        return train_one_member(data, spec, seed, compute, control.on_epoch)
+        initial = warm_start_state(previous, spec, on_gpu=compute.is_cuda) if previous is not None else None
+        if previous is not None and initial is None:
+            log.warning("warm start: the previous member does not fit this spec; training from scratch")
+        return train_one_member(data, spec, seed, compute, control.on_epoch, initial_state=initial)
+
+    async def previous_member_weights(self, job: ClaimedJob) -> bytes | None:
+        """Weights of the same member of the project's newest model version of another round (warm start)."""
+        v = tables.model_versions
+        async with self.platform.db.connect() as conn:
+            members = (
+                await conn.execute(
+                    select(v.c.members)
+                    .where(v.c.project == job.project, v.c.round_id != job.round_id)
+                    .order_by(v.c.version.desc())
+                    .limit(1)
+                )
+            ).scalar()
+        if members is None:
+            return None
+        listed = json.loads(members)
+        key = str(listed[job.member_index % len(listed)]["weights_key"])
+        try:
+            return await asyncio.to_thread(self.platform.store.get, key)
+        except ObjectNotFound:
+            log.warning("warm start: weights %s are gone; training from scratch", key)
+            return None
 
     async def _watch_stop(self, stop: asyncio.Event, control: JobControl) -> None:
         await stop.wait()
