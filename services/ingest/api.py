@@ -122,7 +122,8 @@ async def upload_instances(project: ProjectName, request: Request) -> UploadResp
             await submission.add_all(upload_items(uploads))
     job = await submission.finish()
     if single is not None and single.outcome == "refused":
-        raise ApiError(422, "refused-instance", f"instance refused: {single.reason}", [{"code": single.code}])
+        details = [{"code": single.code, "job_id": submission.job_id}]
+        raise ApiError(422, "refused-instance", f"instance refused: {single.reason}", details)
     results = outcomes(job)
     return UploadResponse(
         project=project,

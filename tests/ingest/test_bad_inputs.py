@@ -148,7 +148,10 @@ def test_absurd_dimensions_refused_from_the_header(base: str, client: httpx.Clie
         f"{base}/ingest/v1/projects/huge/instances", content=huge, headers={"content-type": "application/dicom"}
     )
     assert response.status_code == 422
-    assert response.json()["error"]["details"] == [{"code": "absurd_dimensions"}]
+    (detail,) = response.json()["error"]["details"]
+    assert detail["code"] == "absurd_dimensions"
+    job = httpx.get(f"{base}/ingest/v1/jobs/{detail['job_id']}").json()
+    assert job["job"]["refused"] == 1 and job["results"][0]["code"] == "absurd_dimensions"
 
 
 def test_quarantined_instances_wait_for_release(base: str, client: httpx.Client) -> None:
