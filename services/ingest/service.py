@@ -48,6 +48,7 @@ class InstanceResult:
     image_ids: list[str] = field(default_factory=list)
     code: str | None = None
     sop_uid: str | None = None  # the de-identified SOP Instance UID (STOW-RS answers)
+    sop_class_uid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,10 +159,14 @@ async def commit(
             )
         INSTANCES.labels("duplicate").inc()
         image_ids = await _image_ids(platform, instance_id)
-        return InstanceResult(index, "duplicate", None, instance_id, image_ids, sop_uid=deid.sop_uid)
+        sop_class = str(deid.dataset.SOPClassUID)
+        return InstanceResult(
+            index, "duplicate", None, instance_id, image_ids, sop_uid=deid.sop_uid, sop_class_uid=sop_class
+        )
     result = await _store(platform, project, prepared, computed.frames, instance_id, correlation_id)
     result.index = index
     result.sop_uid = deid.sop_uid
+    result.sop_class_uid = str(deid.dataset.SOPClassUID)
     INSTANCES.labels(result.outcome).inc()
     platform.relay.notify()
     return result

@@ -153,7 +153,12 @@ def _answer(results: list[InstanceResult]) -> JSONResponse:
         if result.outcome == "refused":
             failed.append(_failure(result))
         else:
-            referenced.append({"00081155": {"vr": "UI", "Value": [result.sop_uid]}} if result.sop_uid else {})
+            referenced.append(
+                {
+                    "00081150": {"vr": "UI", "Value": [result.sop_class_uid]},
+                    "00081155": {"vr": "UI", "Value": [result.sop_uid]},
+                }
+            )
     body: dict[str, Any] = {}
     if referenced:
         body["00081199"] = {"vr": "SQ", "Value": referenced}

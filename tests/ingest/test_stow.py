@@ -49,6 +49,7 @@ def test_all_stored_is_200_with_deidentified_references(base: str) -> None:
     references = response.json()["00081199"]["Value"]
     uids = [item["00081155"]["Value"][0] for item in references]
     assert len(uids) == 2 and all(uid.startswith("2.25.") for uid in uids)
+    assert {item["00081150"]["Value"][0] for item in references} == {"1.2.840.10008.5.1.4.1.1.2"}
     assert "1.2.826.0.1.3680043.10.997" not in response.text
     again = stow(base, related([("application/dicom", instance(1))]))
     assert again.status_code == 200 and again.json()["00081199"]["Value"][0]["00081155"]["Value"] == uids[:1]
