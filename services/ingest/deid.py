@@ -258,7 +258,8 @@ def deidentify(
 
 
 def _append_method(ds: Dataset, profile: Profile, options: DeidOptions) -> None:
-    method = f"medal PS3.15 Basic {profile.version}" + (" ModDates" if options.dates == "shift" else "")
+    method = f"medal PS3.15 Basic {profile.edition_tag} {profile.version[-2:]}"
+    method += " ModDates" if options.dates == "shift" else ""
     values: list[str] = []
     if "DeidentificationMethod" in ds and ds["DeidentificationMethod"].value:
         existing = ds["DeidentificationMethod"]

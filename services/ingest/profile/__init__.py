@@ -34,6 +34,7 @@ class ProfileRow:
 class Profile:
     edition: str
     version: str
+    edition_tag: str
     rows: tuple[ProfileRow, ...]
     exact: dict[int, ProfileRow] = field(repr=False)
     masked: tuple[tuple[int, int, ProfileRow], ...] = field(repr=False)
@@ -107,9 +108,11 @@ def parse_table(text: str) -> Profile:
             masked.append((*_mask(row.tag), row))
         else:
             exact[int(row.tag, 16)] = row
-    if private is None or "edition" not in meta or "profile-version" not in meta:
-        raise ValueError("the profile table lacks its edition, version or private-attributes row")
-    return Profile(meta["edition"], meta["profile-version"], tuple(rows), exact, tuple(masked), private)
+    if private is None or not {"edition", "profile-version", "edition-tag"} <= set(meta):
+        raise ValueError("the profile table lacks its edition, version, edition tag or private-attributes row")
+    return Profile(
+        meta["edition"], meta["profile-version"], meta["edition-tag"], tuple(rows), exact, tuple(masked), private
+    )
 
 
 @functools.cache
