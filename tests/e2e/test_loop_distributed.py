@@ -11,7 +11,9 @@ import os
 import signal
 import socket
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -62,6 +64,68 @@ def synthetic_dataset(folder: Path, count: int = 12) -> None:
         writer.writerows(rows)
 
 
+def drive_loop(
+    http: httpx.Client,
+    url: dict[str, str],
+    slices: list[Any],
+    on_poll: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Create the project, ingest, label every offered task until the budget is spent and the rest is
+    auto-labelled; check one model version per round, no duplicate tasks and a complete export."""
+    created = http.post(f"{url['annotation']}/annotation/v1/projects", json={"name": PROJECT, "settings": SETTINGS})
+    assert created.status_code == 201, created.text
+    files = [("files", (f"s{n}.dcm", s.dicom, "application/dicom")) for n, s in enumerate(slices)]
+    ingested = http.post(f"{url['ingest']}/ingest/v1/projects/{PROJECT}/instances", files=files)
+    assert ingested.status_code == 200, ingested.text
+    masks, held_out = {}, []
+    for result in ingested.json()["results"]:
+        wrapped = slices[result["index"]]
+        image_id = result["image_ids"][0]
+        masks[image_id] = wrapped.mask_path.read_bytes()
+        if wrapped.split == "test":
+            held_out.append(image_id)
+    project_url = f"{url['annotation']}/annotation/v1/projects/{PROJECT}"
+    wait_for(lambda: http.get(project_url).json().get("images") == len(slices), seconds=60)
+    for image_id in held_out:
+        http.put(f"{url['annotation']}/annotation/v1/images/{image_id}/held-out", json={"held_out": True})
+    assert http.post(f"{project_url}/rounds").status_code == 201
+    labelled = 0
+
+    def step() -> bool:
+        nonlocal labelled
+        while task := http.post(f"{project_url}/tasks/lease", json={"annotator": "r"}).json()["task"]:
+            saved = http.post(
+                f"{url['annotation']}/annotation/v1/tasks/{task['task_id']}/mask",
+                content=masks[task["image_id"]],
+                headers={"content-type": "image/png", "X-Lease-Token": task["lease_token"]},
+            )
+            assert saved.status_code == 200, saved.text
+            labelled += 1
+        if on_poll is not None:
+            on_poll(http.get(f"{url['trainer']}/trainer/v1/projects/{PROJECT}/jobs").json()["jobs"])
+        status = http.get(f"{project_url}/status").json()
+        return bool(status["done"] and status["autolabel"] and all(j["complete"] for j in status["autolabel"]))
+
+    wait_for(step, seconds=480, interval=0.25)
+    status = http.get(f"{project_url}/status").json()
+    assert labelled == 6 == status["labels"]
+    # One model version per completed round, and every member trained to completion.
+    versions = http.get(f"{url['trainer']}/trainer/v1/projects/{PROJECT}/models").json()["versions"]
+    rounds = http.get(f"{project_url}/rounds").json()
+    completed = [r for r in rounds if r["state"] == "completed"]
+    assert len(versions) == len(completed) == 2
+    assert len({v["round_id"] for v in versions}) == len(versions)
+    jobs: list[dict[str, Any]] = http.get(f"{url['trainer']}/trainer/v1/projects/{PROJECT}/jobs").json()["jobs"]
+    assert len(jobs) == 2 * len(completed) and all(j["state"] == "done" for j in jobs)
+    # No duplicate tasks: each round asked for distinct images, never one already labelled.
+    assert [r["tasks"] for r in rounds] == [4, 2]
+    # Auto-labelling covered every unlabelled training image; the export holds them all.
+    exported = http.get(f"{project_url}/export", params={"format": "png"})
+    summary = json.loads(zipfile.ZipFile(io.BytesIO(exported.content)).read("export.json"))
+    assert summary["human"] == 6 and summary["machine"] == len(slices) - len(held_out) - 6
+    return jobs
+
+
 @pytest.mark.slow
 def test_whole_loop_across_processes_survives_a_killed_trainer(
     postgres_url: str, rabbitmq_server: str, bus_namespace: str, s3_server: str, s3_bucket: str, tmp_path: Path
@@ -95,74 +159,22 @@ def test_whole_loop_across_processes_survives_a_killed_trainer(
         with httpx.Client(timeout=120) as http:
             for name, process in apis.items():
                 wait_ready(http, url[name], process, name, procs)
-            created = http.post(
-                f"{url['annotation']}/annotation/v1/projects", json={"name": PROJECT, "settings": SETTINGS}
-            )
-            assert created.status_code == 201, created.text
-            files = [("files", (f"s{n}.dcm", s.dicom, "application/dicom")) for n, s in enumerate(slices)]
-            ingested = http.post(f"{url['ingest']}/ingest/v1/projects/{PROJECT}/instances", files=files)
-            assert ingested.status_code == 200, ingested.text
-            masks, held_out = {}, []
-            for result in ingested.json()["results"]:
-                wrapped = slices[result["index"]]
-                image_id = result["image_ids"][0]
-                masks[image_id] = wrapped.mask_path.read_bytes()
-                if wrapped.split == "test":
-                    held_out.append(image_id)
-            project_url = f"{url['annotation']}/annotation/v1/projects/{PROJECT}"
-            wait_for(lambda: http.get(project_url).json().get("images") == len(slices), seconds=60)
-            for image_id in held_out:
-                http.put(f"{url['annotation']}/annotation/v1/images/{image_id}/held-out", json={"held_out": True})
-            assert http.post(f"{project_url}/rounds").status_code == 201
-
-            killed = False
             trainer_ids = {f"{socket.gethostname()}:{p.pid}": p for p in trainers}
-            labelled = 0
+            killed: list[str] = []
 
-            def step() -> bool:
-                """Label what is offered; kill the first trainer caught training; True when auto-labelled."""
-                nonlocal killed, labelled
-                while task := http.post(f"{project_url}/tasks/lease", json={"annotator": "r"}).json()["task"]:
-                    saved = http.post(
-                        f"{url['annotation']}/annotation/v1/tasks/{task['task_id']}/mask",
-                        content=masks[task["image_id"]],
-                        headers={"content-type": "image/png", "X-Lease-Token": task["lease_token"]},
-                    )
-                    assert saved.status_code == 200, saved.text
-                    labelled += 1
-                if not killed:
-                    jobs = http.get(f"{url['trainer']}/trainer/v1/projects/{PROJECT}/jobs").json()["jobs"]
-                    for job in jobs:
-                        holder = trainer_ids.get(job.get("worker") or "")
-                        if job["state"] == "running" and holder is not None:
-                            holder.send_signal(signal.SIGKILL)
-                            killed = True
-                            break
-                status = http.get(f"{project_url}/status").json()
-                return bool(status["done"] and status["autolabel"] and all(j["complete"] for j in status["autolabel"]))
+            def kill_a_training_worker(jobs: list[dict[str, Any]]) -> None:
+                if killed:
+                    return
+                for job in jobs:
+                    holder = trainer_ids.get(job.get("worker") or "")
+                    if job["state"] == "running" and holder is not None:
+                        holder.send_signal(signal.SIGKILL)
+                        killed.append(job["worker"])
+                        return
 
-            wait_for(step, seconds=480, interval=0.25)
+            jobs = drive_loop(http, url, slices, on_poll=kill_a_training_worker)
             assert killed, "no trainer was caught mid-training"
-            status = http.get(f"{project_url}/status").json()
-            assert labelled == 6 == status["labels"]
-
-            # One model version per completed round, and every member trained to completion exactly once.
-            models = http.get(f"{url['trainer']}/trainer/v1/projects/{PROJECT}/models").json()
-            rounds = http.get(f"{project_url}/rounds").json()
-            completed = [r for r in rounds if r["state"] == "completed"]
-            versions = models["versions"]
-            assert len(versions) == len(completed) == 2
-            assert len({v["round_id"] for v in versions}) == len(versions)
-            jobs = http.get(f"{url['trainer']}/trainer/v1/projects/{PROJECT}/jobs").json()["jobs"]
-            assert len(jobs) == 2 * len(completed) and all(j["state"] == "done" for j in jobs)
             assert any(j["attempts"] == 2 for j in jobs), "the killed worker's job was not taken over"
-            # No duplicate tasks: each round asked for distinct images, never one already labelled.
-            assert [r["tasks"] for r in rounds] == [4, 2]
-
-            # Auto-labelling covered every unlabelled training image; the export holds them all.
-            exported = http.get(f"{project_url}/export", params={"format": "png"})
-            summary = json.loads(zipfile.ZipFile(io.BytesIO(exported.content)).read("export.json"))
-            assert summary["human"] == 6 and summary["machine"] == len(slices) - len(held_out) - 6
         for process in [*workers.values(), *(p for p in trainers if p.poll() is None)]:
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=60) == 0
