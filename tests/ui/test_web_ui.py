@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
 
+import httpx
 import numpy as np
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.routing import Mount
-from starlette.testclient import TestClient
 
 from services.annotation.viewer import window
 from services.annotation.web_ui import WebUi
 from tests.ui.conftest import Running, labelling_project
 
 
-def client_for(directory: Path) -> TestClient:
-    return TestClient(Starlette(routes=[Mount("/ui", WebUi(directory))]))
+def get(directory: Path, path: str) -> httpx.Response:
+    """GET ``path`` from an app that mounts the UI of ``directory`` at /ui (in process, no server)."""
+    app = Starlette(routes=[Mount("/ui", WebUi(directory))])
+
+    async def fetch() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ui") as client:
+            return await client.get(path)
+
+    return asyncio.run(fetch())
 
 
 def test_missing_build_answers_503_naming_make_setup(tmp_path: Path) -> None:
-    answer = client_for(tmp_path / "static").get("/ui/")
+    answer = get(tmp_path / "static", "/ui/")
     assert answer.status_code == 503
     error = answer.json()["error"]
     assert error["code"] == "ui-not-built" and "make setup" in error["message"]
@@ -30,10 +38,9 @@ def test_missing_build_answers_503_naming_make_setup(tmp_path: Path) -> None:
 def test_built_files_are_served_with_index_as_default(tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("<!doctype html><title>medal</title>")
     (tmp_path / "app.js").write_text("console.log('medal')")
-    client = client_for(tmp_path)
-    assert "<title>medal</title>" in client.get("/ui/").text
-    assert client.get("/ui/app.js").headers["content-type"].startswith("text/javascript")
-    assert client.get("/ui/missing.js").status_code == 404
+    assert "<title>medal</title>" in get(tmp_path, "/ui/").text
+    assert get(tmp_path, "/ui/app.js").headers["content-type"].startswith("text/javascript")
+    assert get(tmp_path, "/ui/missing.js").status_code == 404
 
 
 def test_the_annotation_service_mounts_the_ui(running: Running) -> None:
