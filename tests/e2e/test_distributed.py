@@ -85,7 +85,7 @@ def wait_ready(client: httpx.Client, url: str, process: subprocess.Popen[bytes],
         except httpx.TransportError:
             return False
 
-    wait_for(ready, seconds=60, interval=0.25)
+    wait_for(ready, seconds=180, interval=0.25)
 
 
 def outbox_envelopes(postgres_url: str) -> list[Envelope]:
