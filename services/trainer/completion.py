@@ -36,6 +36,7 @@ class StoredMember:
     validation_dice: float
     epochs: int
     train_seconds: float
+    loss: float | None = None  # training loss of the last epoch
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ async def _record_once(platform: Platform, job: ClaimedJob, member: StoredMember
             validation_dice=member.validation_dice,
             train_seconds=member.train_seconds,
             epochs=member.epochs,
+            loss=member.loss,
             now=now,
         )
         if not finished:

@@ -240,9 +240,11 @@ async def finish_job(
     validation_dice: float,
     train_seconds: float,
     epochs: int,
+    loss: float | None = None,
     now: datetime | None = None,
 ) -> bool:
     """Record the member's result inside the caller's transaction, only if this worker holds the lease."""
+    final_progress = {"loss": loss} if loss is not None else {}
     result = await conn.execute(
         update(tables.jobs)
         .where(_held(job))
@@ -257,6 +259,7 @@ async def finish_job(
             eta_seconds=0.0,
             finished_at=now or utcnow(),
             error=None,
+            **final_progress,
         )
     )
     return bool(result.rowcount == 1)

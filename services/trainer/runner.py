@@ -146,7 +146,14 @@ class JobRunner:
             recorded = await record_member(
                 self.platform,
                 job,
-                StoredMember(stored.key, stored.sha256, result.validation_dice, result.epochs, result.seconds),
+                StoredMember(
+                    stored.key,
+                    stored.sha256,
+                    result.validation_dice,
+                    result.epochs,
+                    result.seconds,
+                    loss=last.loss if (last := control.progress()) else None,
+                ),
             )
         except LeaseLost:
             log.warning("member %d of round %s: lease lost, result discarded", job.member_index, job.round_id)
