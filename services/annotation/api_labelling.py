@@ -23,6 +23,7 @@ from services.annotation.schemas import (
     AutoLabelRequest,
     LeaseRequest,
     LeaseResponse,
+    MaskOut,
     MaskSaved,
     ModelOut,
     ProjectStatus,
@@ -242,3 +243,18 @@ async def export(
 
     headers = {"Content-Disposition": f'attachment; filename="{project}-{format}.zip"'}
     return StreamingResponse(chunks(), media_type="application/zip", headers=headers)
+
+
+@router.get(
+    "/projects/{project}/masks",
+    response_model=list[MaskOut],
+    summary="Each image's newest mask; machine-made ones least confident first (spot-check those)",
+)
+async def list_masks(
+    project: ProjectName, request: Request, machine_made: Annotated[bool | None, Query()] = None
+) -> list[MaskOut]:
+    try:
+        masks = await labelling.newest_masks(request.app.state.platform, project, machine_made=machine_made)
+    except ProjectNotFound:
+        raise _project_missing(project) from None
+    return [MaskOut(**vars(mask)) for mask in masks]

@@ -102,3 +102,30 @@ async def status(platform: Platform, project_name: str) -> dict[str, Any]:
         "done": done,
         "autolabel": await loop_events.autolabel_progress(platform, project_name),
     }
+
+
+@dataclass(frozen=True)
+class MaskInfo:
+    image_id: str
+    version: int
+    machine_made: bool
+    confidence: float | None
+    model_version_id: str | None
+    author: str
+    created_at: datetime
+
+
+async def newest_masks(platform: Platform, project_name: str, *, machine_made: bool | None) -> list[MaskInfo]:
+    """Each image's newest mask; machine-made ones least confident first, so people spot-check those."""
+    m = tables.masks
+    async with platform.db.connect() as conn:
+        project = await projects.load_project(conn, project_name)
+        newest: dict[str, Any] = {}
+        for row in await conn.execute(select(m).where(m.c.project_id == project.id).order_by(m.c.version)):
+            newest[row.image_id] = row
+    rows = [r for r in newest.values() if machine_made is None or r.machine_made == machine_made]
+    rows.sort(key=lambda r: (not r.machine_made, r.confidence if r.confidence is not None else 2.0, r.image_id))
+    return [
+        MaskInfo(r.image_id, r.version, r.machine_made, r.confidence, r.model_version_id, r.author, r.created_at)
+        for r in rows
+    ]

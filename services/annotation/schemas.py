@@ -120,3 +120,13 @@ class ProjectStatus(BaseModel):
     models: list[ModelOut]
     done: bool
     autolabel: list[dict[str, object]]
+
+
+class MaskOut(BaseModel):
+    image_id: str
+    version: int
+    machine_made: bool
+    confidence: float | None
+    model_version_id: str | None
+    author: str
+    created_at: datetime

@@ -265,6 +265,10 @@ def test_selection_replaces_backlog_tasks_and_machine_masks_arrive(harness: Harn
     assert mask.headers["ETag"] == '"1"'
     status = h.http.get(f"/annotation/v1/projects/{PROJECT}/status").json()
     assert status["labels"] == 3 and status["autolabel"][0]["shards_done"] == 1
+    machine = h.http.get(f"/annotation/v1/projects/{PROJECT}/masks", params={"machine_made": "true"}).json()
+    assert [(m["image_id"], m["confidence"], m["version"]) for m in machine] == [(target, 0.42, 1)]
+    everything = h.http.get(f"/annotation/v1/projects/{PROJECT}/masks").json()
+    assert everything[0]["machine_made"] is True and sum(not m["machine_made"] for m in everything) == 3
 
 
 def test_round_closing_and_mask_versions(harness: Harness) -> None:
