@@ -2,7 +2,7 @@
 
 One transaction: lock the round, finish the job only if this worker still holds its lease, and when
 all M jobs are done register exactly one model version (``UNIQUE(round_id)``) and queue
-``model.trained.v1`` (and ``model.promoted.v1`` for a project's first version).
+``model.trained.v1`` (and ``model.promoted.v1``: a new version becomes current unless a person chose one).
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ async def _record_once(platform: Platform, job: ClaimedJob, member: StoredMember
         await add_to_outbox(
             conn, envelope_for(trained, source="trainer", correlation_id=correlation, message_id=message_id)
         )
-        if version == 1:
+        if not await registry.pinned_by_person(conn, round_row.project):
             await registry.promote_in(conn, round_row.project, version, correlation)
     platform.relay.notify()
     log.info(

@@ -108,19 +108,29 @@ async def get_version(platform: Platform, project: str, version: int) -> ModelVe
     return _version(row)
 
 
-async def promote_in(conn: AsyncConnection, project: str, version: int, correlation_id: uuid.UUID | None) -> bool:
-    """Make ``version`` current inside the caller's transaction; False if it already was."""
+async def promote_in(
+    conn: AsyncConnection, project: str, version: int, correlation_id: uuid.UUID | None, *, by_person: bool = False
+) -> bool:
+    """Make ``version`` current inside the caller's transaction; False if it already was.
+
+    ``by_person``: a promote or roll-back request; from then on new versions stay candidates until a
+    person promotes one (otherwise each new version becomes current as it is registered).
+    """
     v = tables.model_versions
     row = (await conn.execute(select(v).where(v.c.project == project, v.c.version == version))).first()
     if row is None:
         raise VersionNotFound(f"{project} has no model version {version}")
     if row.status == CURRENT:
+        if by_person and not row.promoted_by_person:
+            await conn.execute(update(v).where(v.c.id == row.id).values(promoted_by_person=True))
         return False
     now = utcnow()
     await conn.execute(
         update(v).where(v.c.project == project, v.c.status == CURRENT, v.c.id != row.id).values(status=RETIRED)
     )
-    await conn.execute(update(v).where(v.c.id == row.id).values(status=CURRENT, promoted_at=now))
+    await conn.execute(
+        update(v).where(v.c.id == row.id).values(status=CURRENT, promoted_at=now, promoted_by_person=by_person)
+    )
     event = ModelPromoted(project=project, model_version_id=uuid.UUID(row.id), version=version)
     await add_to_outbox(conn, envelope_for(event, source=SOURCE, correlation_id=correlation_id))
     return True
@@ -129,7 +139,7 @@ async def promote_in(conn: AsyncConnection, project: str, version: int, correlat
 async def promote(platform: Platform, project: str, version: int) -> ModelVersion:
     async with platform.db.begin() as conn:
         await _lock_project_versions(conn, project)
-        changed = await promote_in(conn, project, version, None)
+        changed = await promote_in(conn, project, version, None, by_person=True)
     if changed:
         platform.relay.notify()
     return await get_version(platform, project, version)
@@ -154,7 +164,7 @@ async def rollback(platform: Platform, project: str) -> ModelVersion:
         ).scalar()
         if target is None:
             raise NothingToRollBackTo(f"no version of {project} before {current} was ever current")
-        await promote_in(conn, project, int(target), None)
+        await promote_in(conn, project, int(target), None, by_person=True)
     platform.relay.notify()
     return await get_version(platform, project, int(target))
 
@@ -181,3 +191,12 @@ async def compare(platform: Platform, project: str, a: int, b: int) -> Compariso
         validation_dice_change=second.validation_dice - first.validation_dice,
         labels_added=second.labels - first.labels,
     )
+
+
+async def pinned_by_person(conn: AsyncConnection, project: str) -> bool:
+    """True when the project's current version was chosen by a person (promote or roll back)."""
+    v = tables.model_versions
+    pinned = await conn.execute(
+        select(v.c.id).where(v.c.project == project, v.c.status == CURRENT, v.c.promoted_by_person.is_(True))
+    )
+    return pinned.first() is not None

@@ -108,11 +108,10 @@ def test_a_redelivered_round_changes_nothing(trainer: Trainer) -> None:
 
 
 def test_registry_lists_compares_promotes_and_rolls_back(trainer: Trainer) -> None:
-    first = trainer.get("/models")["versions"][0]["version"]
+    first = trainer.get("/models")["current"]  # earlier tests of this module may have trained versions
     second = trainer.train_round(1)
-    assert second["status"] == "candidate"
-    listed = trainer.get("/models")
-    assert listed["current"] == first
+    assert second["status"] == "current"  # new versions become current until a person chooses one
+    assert trainer.get(f"/models/{first}")["status"] == "retired"
 
     comparison = trainer.get("/models/compare", a=first, b=second["version"])
     assert comparison["a"]["version"] == first and comparison["b"]["version"] == second["version"]
@@ -120,16 +119,27 @@ def test_registry_lists_compares_promotes_and_rolls_back(trainer: Trainer) -> No
         second["validation_dice"] - comparison["a"]["validation_dice"]
     )
 
-    promoted = trainer.http.post(f"{API}/models/{second['version']}/promote")
-    assert promoted.status_code == 200 and promoted.json()["status"] == "current"
-    statuses = {v["version"]: v["status"] for v in trainer.get("/models")["versions"]}
-    assert statuses[first] == "retired" and statuses[second["version"]] == "current"
-    assert list(statuses.values()).count("current") == 1
-
     rolled = trainer.http.post(f"{API}/models/rollback")
     assert rolled.status_code == 200 and rolled.json()["version"] == first
-    assert trainer.get(f"/models/{second['version']}")["status"] == "retired"
-    assert trainer.http.post(f"{API}/models/rollback").status_code == 409
+    third = trainer.train_round(7)
+    assert third["status"] == "candidate"  # a person chose the current version: new ones wait
+    listed = trainer.get("/models")
+    assert listed["current"] == first
+
+    promoted = trainer.http.post(f"{API}/models/{third['version']}/promote")
+    assert promoted.status_code == 200 and promoted.json()["status"] == "current"
+    statuses = {v["version"]: v["status"] for v in trainer.get("/models")["versions"]}
+    assert statuses[first] == "retired" and statuses[third["version"]] == "current"
+    assert list(statuses.values()).count("current") == 1
+
+    back = trainer.http.post(f"{API}/models/rollback")
+    assert back.status_code == 200 and back.json()["version"] == second["version"]
+    assert trainer.http.post(f"{API}/models/rollback").json()["version"] == first
+    chain = [first]
+    while (answer := trainer.http.post(f"{API}/models/rollback")).status_code == 200:
+        chain.append(answer.json()["version"])  # older versions of earlier tests, newest first
+        assert len(chain) < 10
+    assert answer.status_code == 409 and chain == sorted(chain, reverse=True)
     assert trainer.http.get(f"{API}/models/99").status_code == 404
     assert trainer.http.post(f"{API}/models/99/promote").status_code == 404
 

@@ -6,6 +6,7 @@ on its lease, heartbeated while it trains, and finished only by the holder of th
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -84,5 +85,12 @@ model_versions = Table(
     Column("status", String(16), nullable=False, comment="candidate | current | retired"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("promoted_at", UTCDateTime, nullable=True),
+    Column(
+        "promoted_by_person",
+        Boolean,
+        nullable=False,
+        server_default="0",
+        comment="Made current by a promote or roll-back request: new versions then wait as candidates",
+    ),
     UniqueConstraint("project", "version"),
 )
