@@ -168,8 +168,8 @@ def targets(summary: dict[str, Any]) -> str:
     lines = []
     for strategy in [s for s in [*MAIN_STRATEGIES, *OTHER_STRATEGIES] if s in summary]:
         reached = [p for p in summary[strategy]["curve"] if p["miou_mean"] >= goal]
-        first = f"{100 * reached[0]['fraction']:.0f}% of the labels" if reached else "not reached"
-        lines.append(f"- {strategy}: 97% of the full-data mIoU ({goal:.3f}) first reached with {first}")
+        first = f"first reached with {100 * reached[0]['fraction']:.0f}% of the labels" if reached else "never reached"
+        lines.append(f"- {strategy}: 97% of the full-data mIoU ({goal:.3f}) {first}")
     if "suggestive" in summary:
         mine = {p["labels"]: p["miou_mean"] for p in summary["suggestive"]["curve"]}
         for rival in ("random", "uncertainty"):
