@@ -272,6 +272,22 @@ export async function showImage(img: HTMLImageElement, imageId: string, preset =
   if (old.startsWith("blob:")) URL.revokeObjectURL(old);
 }
 
+/** Download an export zip; with an API key it comes through fetch (a plain link sends no headers). */
+export async function downloadExport(project: string, format: string): Promise<void> {
+  const url = api.exportUrl(project, format);
+  const link = document.createElement("a");
+  link.download = `${project}-${format}.zip`;
+  if (!apiKey()) {
+    link.href = url;
+    link.click();
+    return;
+  }
+  const blob = await (await send(url)).blob();
+  link.href = URL.createObjectURL(blob);
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+}
+
 /** Multipart upload to ingest with progress (fetch cannot report upload progress; XHR can). */
 export function uploadStudies(
   project: string,

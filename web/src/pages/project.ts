@@ -1,6 +1,6 @@
 // One project: upload studies, its rounds (tasks, who holds them, progress), settings, exports.
 
-import { api, explain, uploadStudies, type Project, type Round } from "../api";
+import { api, downloadExport, explain, uploadStudies, type Project, type Round } from "../api";
 import { banner, fmtDate, h } from "../dom";
 
 export async function renderProject(root: HTMLElement, name: string): Promise<void> {
@@ -41,7 +41,18 @@ export async function renderProject(root: HTMLElement, name: string): Promise<vo
       "section",
       { class: "card" },
       h("h2", {}, "Export"),
-      ...["png", "coco", "nifti", "dicom-seg"].map((f) => h("a", { class: "button", href: api.exportUrl(name, f), download: "" }, f)),
+      ...["png", "coco", "nifti", "dicom-seg"].map((f) =>
+        h(
+          "button",
+          {
+            class: "button",
+            onclick: () => {
+              downloadExport(name, f).catch((error: Error) => banner(`export failed: ${error.message}`, "error"));
+            },
+          },
+          f,
+        ),
+      ),
     ),
   );
 }
