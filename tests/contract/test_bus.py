@@ -16,28 +16,13 @@ from medal.bus import Bus, ConsumerStats, Handler, PermanentFailure, UnroutableM
 from medal.bus.inprocess import InProcessBus
 from medal.bus.rabbitmq import RabbitBus
 from proto import Envelope, ImageIngested, MemberTrained, Message, envelope_for
+from tests.factories import image_ingested
 
 QUEUE = "annotation.events"
 
 
 def image_event(n: int = 0) -> Envelope:
-    digest = f"{n:064x}"
-    event = ImageIngested(
-        project="bus-test",
-        image_id=uuid.uuid4(),
-        study_id=uuid.uuid4(),
-        series_id=uuid.uuid4(),
-        instance_id=uuid.uuid4(),
-        frame=0,
-        modality="CT",
-        width=4,
-        height=4,
-        display_key=f"display/{digest[:2]}/{digest}.png",
-        display_sha256=digest,
-        training_key=f"training/{digest[:2]}/{digest}.png",
-        training_sha256=digest,
-    )
-    return envelope_for(event, source="ingest")
+    return envelope_for(image_ingested("bus-test", n), source="ingest")
 
 
 @pytest.fixture(params=["inprocess", "rabbitmq"])

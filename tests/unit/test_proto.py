@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 
 import pytest
 
@@ -12,6 +11,7 @@ from medal.settings import SERVICE_NAMES
 from proto import ALL_MESSAGES, ImageIngested, MalformedMessage, decode, encode, envelope_for, topology
 from proto.envelope import registered_types
 from proto.schema_gen import SCHEMA_DIR, schema_documents
+from tests.factories import image_ingested
 
 
 def test_checked_in_json_schemas_match_the_code() -> None:
@@ -36,22 +36,7 @@ def test_messages_carry_no_pixels_or_free_text() -> None:
 
 
 def sample_event() -> ImageIngested:
-    digest = "ab" * 32
-    return ImageIngested(
-        project="p",
-        image_id=uuid.uuid4(),
-        study_id=uuid.uuid4(),
-        series_id=uuid.uuid4(),
-        instance_id=uuid.uuid4(),
-        frame=0,
-        modality="CT",
-        width=2,
-        height=2,
-        display_key=f"display/ab/{digest}.png",
-        display_sha256=digest,
-        training_key=f"training/ab/{digest}.png",
-        training_sha256=digest,
-    )
+    return image_ingested("p", 0xAB, width=2, height=2)
 
 
 def test_round_trip() -> None:
