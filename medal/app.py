@@ -17,6 +17,7 @@ from medal.db.migrate import upgrade
 from medal.errors import install_error_handlers
 from medal.platform import BackgroundTask, Platform
 from medal.settings import SERVICE_NAMES, Settings
+from medal.unit_of_work import Consumer
 from medal.web import health_router
 from proto.topology import SERVICE_QUEUE
 
@@ -28,10 +29,17 @@ def service_factory(name: str) -> Any:
     return importlib.import_module(f"services.{name}.main").create_app
 
 
+def service_consumer(name: str) -> Consumer[Any] | None:
+    """The service's bus handlers (``consumer`` of ``services.<name>.handlers``); None for a service without."""
+    if SERVICE_QUEUE.get(name) is None:
+        return None
+    consumer: Consumer[Any] = importlib.import_module(f"services.{name}.handlers").consumer
+    return consumer
+
+
 def service_handlers(name: str, platform: Platform) -> Mapping[str, Handler]:
-    module = importlib.import_module(f"services.{name}.handlers")
-    handlers: Mapping[str, Handler] = module.handlers(platform)
-    return handlers
+    consumer = service_consumer(name)
+    return {} if consumer is None else consumer.bind(platform)
 
 
 def service_background(name: str, platform: Platform) -> list[BackgroundTask]:
@@ -65,9 +73,10 @@ def build_app(
         platform.start_relay()
         if consume:
             for name in services:
-                platform.start_consumer(
-                    SERVICE_QUEUE[name], service_handlers(name, platform), prefetch=settings.bus_prefetch
-                )
+                if name in SERVICE_QUEUE:
+                    platform.start_consumer(
+                        SERVICE_QUEUE[name], service_handlers(name, platform), prefetch=settings.bus_prefetch
+                    )
                 platform.start_background(service_background(name, platform))
         try:
             yield

@@ -42,7 +42,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from medal.worker import run_worker
+    from proto.topology import SERVICE_QUEUE
 
+    if args.service not in SERVICE_QUEUE:
+        raise ConfigurationError(
+            f"{args.service} consumes no messages, so it has no queue worker: run `medal serve {args.service}`"
+        )
     settings = load_settings()
     require_distributed(settings, "medal worker")
     check_dependencies(settings)

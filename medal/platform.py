@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from medal.db.engine import Database
 from medal.db.messaging import OutboxRelay
 from medal.settings import Settings
 from medal.storage import ObjectStore, build_store
+from medal.unit_of_work import UnitOfWork, open_unit_of_work
 
 log = logging.getLogger("medal.platform")
 
@@ -50,6 +53,12 @@ class Platform:
             bus=the_bus,
             relay=OutboxRelay(db, the_bus, sources, poll_seconds=settings.outbox_poll_seconds),
         )
+
+    def unit_of_work(
+        self, source: str, *, correlation_id: uuid.UUID | None = None
+    ) -> AbstractAsyncContextManager[UnitOfWork]:
+        """One transaction of ``source``'s rows and the messages they cause (published after commit)."""
+        return open_unit_of_work(self, source, correlation_id=correlation_id)
 
     async def check(self) -> dict[str, str]:
         """Readiness of each dependency: 'ok' or the reason it is not."""

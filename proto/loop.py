@@ -12,10 +12,8 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from proto.envelope import Message, register
+from proto.types import ObjectKey, ProjectName, Sha256
 
-SHA256 = r"^[0-9a-f]{64}$"
-PROJECT = r"^[a-z0-9][a-z0-9-]{0,62}$"
-OBJECT_KEY = r"^[a-z0-9][a-z0-9/._-]{0,511}$"
 STRATEGY = Literal["suggestive", "suggestive-coverage", "random", "uncertainty", "entropy", "bald", "coreset"]
 
 
@@ -43,14 +41,14 @@ class SelectionSpec(Spec):
 
 class PoolItem(Spec):
     image_id: uuid.UUID
-    image_key: str = Field(pattern=OBJECT_KEY, description="16-bit training PNG.")
+    image_key: ObjectKey = Field(description="16-bit training PNG.")
     offset: int = Field(default=0, description="Subtract from stored values to get modality values.")
 
 
 class Prediction(Spec):
     image_id: uuid.UUID
-    mask_key: str = Field(pattern=OBJECT_KEY, description="PNG of class indices.")
-    mask_sha256: str = Field(pattern=SHA256)
+    mask_key: ObjectKey = Field(description="PNG of class indices.")
+    mask_sha256: Sha256
     confidence: float = Field(ge=0.0, le=1.0, description="Mean max-probability over pixels.")
 
 
@@ -61,66 +59,58 @@ class RoundCompleted(Message):
     TYPE: ClassVar[str] = "round.completed.v1"
     KIND: ClassVar[str] = "event"
 
-    project: str = Field(pattern=PROJECT)
+    project: ProjectName
     round_id: uuid.UUID
     round_number: int = Field(ge=0)
     labels: int = Field(ge=1, description="Images in the labelled set.")
-    labelled_set_key: str = Field(pattern=OBJECT_KEY, description="Manifest of (image, mask) pairs.")
-    pool_key: str = Field(pattern=OBJECT_KEY, description="Manifest of the unlabelled pool.")
+    labelled_set_key: ObjectKey = Field(description="Manifest of (image, mask) pairs.")
+    pool_key: ObjectKey = Field(description="Manifest of the unlabelled pool.")
     committee_size: int = Field(ge=1, le=64)
     training: TrainingSpec
     selection: SelectionSpec
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0, le=2**31 - 1)
+    attempt: int = Field(
+        default=1, ge=1, le=1000, description="1, then 2, 3 … when a person retries a round whose training failed."
+    )
 
 
 @register
-class TrainMember(Message):
-    """Train one committee member on a bootstrap resample of the labelled set."""
+class RoundFailed(Message):
+    """The trainer could not train a round's committee: nothing was registered; a person can fix and retry."""
 
-    TYPE: ClassVar[str] = "member.train.v1"
-    KIND: ClassVar[str] = "command"
-
-    project: str = Field(pattern=PROJECT)
-    round_id: uuid.UUID
-    member_index: int = Field(ge=0, le=63)
-    committee_size: int = Field(ge=1, le=64)
-    labelled_set_key: str = Field(pattern=OBJECT_KEY)
-    training: TrainingSpec
-    seed: int = Field(ge=0)
-
-
-@register
-class MemberTrained(Message):
-    """One committee member's weights are in object storage."""
-
-    TYPE: ClassVar[str] = "member.trained.v1"
+    TYPE: ClassVar[str] = "round.failed.v1"
     KIND: ClassVar[str] = "event"
 
-    project: str = Field(pattern=PROJECT)
+    project: ProjectName
     round_id: uuid.UUID
-    member_index: int = Field(ge=0, le=63)
-    weights_key: str = Field(pattern=OBJECT_KEY)
-    weights_sha256: str = Field(pattern=SHA256)
-    validation_dice: float = Field(ge=0.0, le=1.0)
+    round_number: int = Field(ge=0)
+    attempt: int = Field(ge=1, le=1000)
+    code: Literal["bad-training-data", "attempts-exhausted", "round-rejected"] = Field(
+        description="bad-training-data: a labelled image or mask cannot be read; attempts-exhausted: workers "
+        "failed or died on every attempt; round-rejected: the labelled set is missing, empty or inconsistent."
+    )
+    reason: str = Field(min_length=1, max_length=2000, description="What went wrong and what to fix (no PHI).")
 
 
 @register
 class ModelTrained(Message):
-    """All members of a round are in: a model version is registered."""
+    """All members of a round are in: a model version is registered.
 
-    TYPE: ClassVar[str] = "model.trained.v1"
+    v2: the round's pool and selection spec are no longer repeated here (query takes them from
+    ``round.completed.v1``); the trainer does not carry what only query uses.
+    """
+
+    TYPE: ClassVar[str] = "model.trained.v2"
     KIND: ClassVar[str] = "event"
 
-    project: str = Field(pattern=PROJECT)
+    project: ProjectName
     round_id: uuid.UUID
     model_version_id: uuid.UUID
     version: int = Field(ge=1)
-    member_keys: list[str] = Field(min_length=1, max_length=64)
+    member_keys: list[ObjectKey] = Field(min_length=1, max_length=64)
     validation_dice: float = Field(ge=0.0, le=1.0)
     labels: int = Field(ge=1)
-    pool_key: str = Field(pattern=OBJECT_KEY)
     training: TrainingSpec
-    selection: SelectionSpec
 
 
 @register
@@ -130,7 +120,7 @@ class ModelPromoted(Message):
     TYPE: ClassVar[str] = "model.promoted.v1"
     KIND: ClassVar[str] = "event"
 
-    project: str = Field(pattern=PROJECT)
+    project: ProjectName
     model_version_id: uuid.UUID
     version: int = Field(ge=1)
 
@@ -142,7 +132,7 @@ class ScorePoolShard(Message):
     TYPE: ClassVar[str] = "pool-shard.score.v1"
     KIND: ClassVar[str] = "command"
 
-    project: str = Field(pattern=PROJECT)
+    project: ProjectName
     model_version_id: uuid.UUID
     shard_index: int = Field(ge=0)
     shard_count: int = Field(ge=1)
@@ -156,7 +146,7 @@ class BatchSelected(Message):
     TYPE: ClassVar[str] = "batch.selected.v1"
     KIND: ClassVar[str] = "event"
 
-    project: str = Field(pattern=PROJECT)
+    project: ProjectName
     model_version_id: uuid.UUID
     selection_id: uuid.UUID
     chosen: list[uuid.UUID] = Field(min_length=1)
@@ -170,10 +160,10 @@ class AutoLabel(Message):
     TYPE: ClassVar[str] = "autolabel.run.v1"
     KIND: ClassVar[str] = "command"
 
-    project: str = Field(pattern=PROJECT)
+    project: ProjectName
     job_id: uuid.UUID
     model_version_id: uuid.UUID
-    member_keys: list[str] = Field(min_length=1, max_length=64)
+    member_keys: list[ObjectKey] = Field(min_length=1, max_length=64)
     training: TrainingSpec
     shard_index: int = Field(ge=0)
     shard_count: int = Field(ge=1)
@@ -187,7 +177,7 @@ class PredictionsStored(Message):
     TYPE: ClassVar[str] = "predictions.stored.v1"
     KIND: ClassVar[str] = "event"
 
-    project: str = Field(pattern=PROJECT)
+    project: ProjectName
     job_id: uuid.UUID
     model_version_id: uuid.UUID
     shard_index: int = Field(ge=0)

@@ -7,23 +7,22 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field
 
 from proto.loop import PoolItem
-
-OBJECT_KEY = r"^[a-z0-9][a-z0-9/._-]{0,511}$"
+from proto.types import ObjectKey, ProjectName
 
 
 class LabelledItem(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     image_id: uuid.UUID
-    image_key: str = Field(pattern=OBJECT_KEY, description="16-bit training PNG.")
+    image_key: ObjectKey = Field(description="16-bit training PNG.")
     offset: int = 0
-    mask_key: str = Field(pattern=OBJECT_KEY, description="PNG of class indices.")
+    mask_key: ObjectKey = Field(description="PNG of class indices.")
 
 
 class LabelledSet(BaseModel):
     """Snapshot of a project's labelled images at the end of a round."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    project: str
+    project: ProjectName
     round_id: uuid.UUID
     num_classes: int = Field(ge=2)
     items: list[LabelledItem]
@@ -33,6 +32,6 @@ class Pool(BaseModel):
     """Snapshot of a project's unlabelled images at the end of a round."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    project: str
+    project: ProjectName
     round_id: uuid.UUID
     items: list[PoolItem]

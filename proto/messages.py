@@ -12,10 +12,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from proto.envelope import Message, register
-
-SHA256 = r"^[0-9a-f]{64}$"
-PROJECT = r"^[a-z0-9][a-z0-9-]{0,62}$"
-OBJECT_KEY = r"^[a-z0-9][a-z0-9/._-]{0,511}$"
+from proto.types import ObjectKey, ProjectName, Sha256
 
 
 @register
@@ -25,7 +22,7 @@ class ImageIngested(Message):
     TYPE: ClassVar[str] = "image.ingested.v1"
     KIND: ClassVar[str] = "event"
 
-    project: str = Field(pattern=PROJECT)
+    project: ProjectName
     image_id: uuid.UUID
     study_id: uuid.UUID
     series_id: uuid.UUID
@@ -34,13 +31,13 @@ class ImageIngested(Message):
     modality: str = Field(max_length=16)
     width: int = Field(ge=1, le=65535)
     height: int = Field(ge=1, le=65535)
-    display_key: str = Field(pattern=OBJECT_KEY, description="8-bit PNG for viewing.")
-    display_sha256: str = Field(pattern=SHA256)
-    training_key: str = Field(pattern=OBJECT_KEY, description="16-bit PNG of modality values.")
-    training_sha256: str = Field(pattern=SHA256)
+    display_key: ObjectKey = Field(description="8-bit PNG for viewing.")
+    display_sha256: Sha256
+    training_key: ObjectKey = Field(description="16-bit PNG of modality values.")
+    training_sha256: Sha256
     training_offset: int = Field(default=0, description="Subtract from training PNG values to get modality values.")
-    dicom_key: str | None = Field(
-        default=None, pattern=OBJECT_KEY, description="The de-identified DICOM instance (for DICOM SEG exports)."
+    dicom_key: ObjectKey | None = Field(
+        default=None, description="The de-identified DICOM instance (for DICOM SEG exports)."
     )
     quarantined: bool = Field(default=False, description="True: never offered for annotation.")
 
@@ -52,7 +49,7 @@ class IngestJobCompleted(Message):
     TYPE: ClassVar[str] = "ingest-job.completed.v1"
     KIND: ClassVar[str] = "event"
 
-    project: str = Field(pattern=PROJECT)
+    project: ProjectName
     job_id: uuid.UUID
     accepted: int = Field(ge=0)
     duplicates: int = Field(ge=0)

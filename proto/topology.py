@@ -8,30 +8,44 @@ queue ``<queue>.dlq``. See docs/adr/0002-queue-topology.md.
 
 from __future__ import annotations
 
-from proto.loop import RoundCompleted, TrainMember
+from proto.envelope import Message
+from proto.loop import (
+    AutoLabel,
+    BatchSelected,
+    ModelPromoted,
+    ModelTrained,
+    PredictionsStored,
+    RoundCompleted,
+    RoundFailed,
+    ScorePoolShard,
+)
 from proto.messages import ImageIngested, IngestJobCompleted
 
 EXCHANGE = "medal"
 DEAD_LETTER_EXCHANGE = "medal.dlx"
 
-# queue name → message types routed to it. One work queue per service; its worker consumes it.
-QUEUES: dict[str, tuple[str, ...]] = {
-    "ingest.commands": (),
+# One work queue per service that consumes messages; its worker consumes it. Ingest consumes none.
+ROUTES: dict[str, tuple[type[Message], ...]] = {
     "annotation.events": (
-        ImageIngested.TYPE,
-        IngestJobCompleted.TYPE,
-        "model.trained.v1",
-        "model.promoted.v1",
-        "batch.selected.v1",
-        "predictions.stored.v1",
+        ImageIngested,
+        IngestJobCompleted,
+        ModelTrained,
+        ModelPromoted,
+        RoundFailed,
+        BatchSelected,
+        PredictionsStored,
     ),
-    "trainer.commands": (RoundCompleted.TYPE, TrainMember.TYPE),
-    "query.commands": ("model.trained.v1", "pool-shard.score.v1"),
-    "inference.commands": ("image.ingested.v1", "model.trained.v1", "model.promoted.v1", "autolabel.run.v1"),
+    "trainer.commands": (RoundCompleted,),
+    "query.commands": (RoundCompleted, ModelTrained, ScorePoolShard),
+    "inference.commands": (ImageIngested, ModelTrained, ModelPromoted, AutoLabel),
+}
+
+#: queue name → message types routed to it (built from the message classes' own TYPE constants).
+QUEUES: dict[str, tuple[str, ...]] = {
+    queue: tuple(message.TYPE for message in messages) for queue, messages in ROUTES.items()
 }
 
 SERVICE_QUEUE: dict[str, str] = {
-    "ingest": "ingest.commands",
     "annotation": "annotation.events",
     "trainer": "trainer.commands",
     "query": "query.commands",
