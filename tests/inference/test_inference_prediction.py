@@ -13,7 +13,7 @@ from medal.model.device import ComputeDevice
 from medal.model.fcn import SuggestiveFCN
 from medal.model.weights import save_member
 from services.inference.prediction import confidences, mean_probabilities, predict_masks
-from tests.loop.query_inference_helpers import TINY, png16
+from tests.committee_helpers import TINY, png16
 
 CPU = ComputeDevice(torch.device("cpu"), mixed_precision=False)
 

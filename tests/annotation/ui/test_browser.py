@@ -25,8 +25,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import unavailable
 from tests.e2e.helpers import wait_for
-from tests.ui.browser import chromium, missing
-from tests.ui.conftest import CLASSES, Running, labelling_project
+from tests.annotation.ui.browser import chromium, missing
+from tests.annotation.ui.conftest import CLASSES, Running, labelling_project
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from medal.platform import Platform
 from services.trainer import rounds
 from services.trainer.completion import StoredMember, record_member
 from services.trainer.jobs import LeasePolicy, Progress, claim_next_job, heartbeat, release_job
-from tests.loop.conftest import round_completed
+from tests.trainer.conftest import round_completed
 
 POLICY = LeasePolicy(ttl_seconds=30, max_attempts=3)
 MEMBER = StoredMember("weights/ab/ab.pt", "ab" * 32, 0.5, 2, 1.0)

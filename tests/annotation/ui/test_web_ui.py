@@ -14,7 +14,7 @@ from starlette.routing import Mount
 
 from services.annotation.viewer import window
 from services.annotation.web_ui import WebUi
-from tests.ui.conftest import Running, labelling_project
+from tests.annotation.ui.conftest import Running, labelling_project
 
 
 def get(directory: Path, path: str) -> httpx.Response:

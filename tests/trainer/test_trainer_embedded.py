@@ -27,7 +27,7 @@ from medal.settings import Settings
 from medal.storage import build_store
 from proto.manifests import LabelledSet
 from tests.e2e.helpers import wait_for
-from tests.loop.conftest import round_completed
+from tests.trainer.conftest import round_completed
 
 API = "/trainer/v1/projects/chest"
 

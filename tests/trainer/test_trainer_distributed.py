@@ -24,7 +24,7 @@ from medal.settings import Settings
 from medal.storage import build_store
 from proto.loop import TrainingSpec
 from tests.e2e.helpers import wait_for
-from tests.loop.conftest import round_completed
+from tests.trainer.conftest import round_completed
 
 # Long enough (a few seconds per member on a busy 2-core CPU) to kill a worker in the middle.
 SPEC = TrainingSpec(num_classes=2, image_size=16, width=1 / 16, max_epochs=6, patience=100, batch_size=8)

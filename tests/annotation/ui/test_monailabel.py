@@ -24,8 +24,8 @@ from medal.settings import Settings
 from proto import ModelTrained, envelope_for
 from proto.loop import SelectionSpec, TrainingSpec
 from tests.e2e.helpers import wait_for
-from tests.loop.query_inference_helpers import store_members
-from tests.ui.conftest import CLASSES, Running, labelling_project
+from tests.committee_helpers import store_members
+from tests.annotation.ui.conftest import CLASSES, Running, labelling_project
 
 PROJECT = "covid-ct"
 

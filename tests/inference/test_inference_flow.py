@@ -23,7 +23,7 @@ from proto.loop import AutoLabel, ModelPromoted, ModelTrained, PoolItem, Predict
 from services.inference import service
 from services.inference.handlers import handlers
 from services.inference.main import create_app
-from tests.loop.query_inference_helpers import (
+from tests.committee_helpers import (
     TINY,
     build_platform,
     close,

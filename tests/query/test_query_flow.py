@@ -19,7 +19,7 @@ from proto.loop import BatchSelected, ModelTrained, PoolItem, ScorePoolShard
 from services.query import audit
 from services.query.handlers import handlers
 from services.query.main import create_app
-from tests.loop.query_inference_helpers import build_platform, close, model_trained, outbox_messages, store_images
+from tests.committee_helpers import build_platform, close, model_trained, outbox_messages, store_images
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from services.trainer.jobs import claim_next_job
 from services.trainer.member import BadTrainingData, load_labelled_set, train_one_member, warm_start_state
 from services.trainer.runner import JobRunner
 from services.trainer.training import EpochReport, build_model
-from tests.loop.conftest import TINY_SPEC, round_completed, write_labelled_set
+from tests.trainer.conftest import TINY_SPEC, round_completed, write_labelled_set
 
 CPU = select_device("cpu", threads=1)
 
