@@ -83,7 +83,7 @@ def test_ingest_and_annotation_never_load_torch() -> None:
         "from medal.cli import build_parser\n"
         "from medal.app import build_app\n"
         "from medal.settings import Settings\n"
-        "import services.ingest.handlers, services.annotation.handlers\n"
+        "import services.ingest.api, services.annotation.handlers\n"
         "build_parser(with_simulate=False)\n"
         "build_app(Settings(), ['ingest', 'annotation'], consume=False)\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'monai'))\n"
@@ -114,6 +114,42 @@ def test_cli_for_a_service_does_not_load_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
     )
     assert result.returncode == 0, result.stderr
+
+
+def called_names(path: Path) -> set[str]:
+    """Every ``name(...)`` and ``x.name(...)`` called, and every exception class raised, in a module."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            names.add(func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", ""))
+        elif isinstance(node, ast.Raise) and node.exc is not None:
+            exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            names.add(exc.attr if isinstance(exc, ast.Attribute) else getattr(exc, "id", ""))
+    return names
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_services_leave_the_inbox_outbox_and_relay_to_the_unit_of_work(service: str) -> None:
+    """The ritual (claim the inbox, record the outbox, wake the relay) lives in medal.unit_of_work only."""
+    ritual = {"claim_message", "add_to_outbox", "notify", "PermanentFailure"}
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(used)
+        for path in python_files(ROOT / "services" / service)
+        if (used := called_names(path) & ritual)
+    }
+    assert offenders == {}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_routes_take_the_platform_from_the_typed_dependency(service: str) -> None:
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in python_files(ROOT / "services" / service)
+        if "app.state.platform" in path.read_text()
+    ]
+    assert offenders == []
 
 
 @pytest.mark.parametrize("folder", ["medal", "services", "proto"])

@@ -60,13 +60,26 @@ def test_topology_routes_only_registered_types_to_known_queues() -> None:
     known = set(registered_types())
     for queue, types in topology.QUEUES.items():
         assert set(types) <= known, queue
-    assert set(topology.SERVICE_QUEUE) == set(SERVICE_NAMES)
+    assert set(topology.SERVICE_QUEUE) <= set(SERVICE_NAMES)
     assert set(topology.SERVICE_QUEUE.values()) == set(topology.QUEUES)
+    assert "ingest" not in topology.SERVICE_QUEUE  # ingest consumes nothing: no queue, no worker
 
 
-@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_every_message_type_reaches_a_queue() -> None:
+    routed = {message_type for types in topology.QUEUES.values() for message_type in types}
+    assert routed == set(registered_types())
+
+
+@pytest.mark.parametrize("service", sorted(topology.SERVICE_QUEUE))
 def test_each_worker_handles_exactly_what_its_queue_receives(service: str) -> None:
-    from medal.app import service_handlers
+    from medal.app import service_consumer
 
-    handlers = service_handlers(service, platform=None)  # type: ignore[arg-type]
-    assert set(handlers) == set(topology.QUEUES[topology.SERVICE_QUEUE[service]])
+    consumer = service_consumer(service)
+    assert consumer is not None and consumer.service == service
+    assert consumer.message_types == set(topology.QUEUES[topology.SERVICE_QUEUE[service]])
+
+
+def test_a_service_without_a_queue_has_no_consumer() -> None:
+    from medal.app import service_consumer
+
+    assert service_consumer("ingest") is None
