@@ -1,6 +1,6 @@
 """Loading and checking a segmentation data set folder.
 
-Format (DESIGN §4): ``images/<split>/<id>.<png|jpg|jpeg>``, ``masks/<split>/<id>.png`` with pixel value =
+Format (docs/design.md §6): ``images/<split>/<id>.<png|jpg|jpeg>``, ``masks/<split>/<id>.png`` with pixel value =
 class index (0 = background), and optionally ``manifest.csv`` whose ``px_<class>`` columns name the
 classes. Splits ``train`` and ``test`` are used; without ``test`` a seeded part of ``train`` is held out.
 Images may be grey or RGB and of any size; they are letterboxed (padded to a square with 0) and resized

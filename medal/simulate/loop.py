@@ -1,4 +1,4 @@
-"""The active-learning loop of DESIGN §1, with the ground-truth masks as the annotator.
+"""The active-learning loop of docs/design.md §1, with the ground-truth masks as the annotator.
 
 Each round trains a committee on the labelled set, evaluates the members' mean prediction on the
 evaluation split, then scores the unlabelled pool and queries the next batch with the strategy.
