@@ -19,6 +19,12 @@ class DomainError(Exception):
     #: On the bus: True → dead-letter at once; False → retry with back-off (it may succeed later).
     permanent: ClassVar[bool] = True
 
+    def __init_subclass__(cls, *, code: str | None = None, **kwargs: Any) -> None:
+        """``class ProjectNotFound(NotFound, code="project-not-found"): ...`` names a refusal in one line."""
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+
     def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.message = message

@@ -142,3 +142,16 @@ def test_resources_are_built_once_per_bind() -> None:
 
     consumer.bind(None)  # type: ignore[arg-type]
     assert built == [None]
+
+
+def test_a_refusal_is_named_in_one_line() -> None:
+    class SelectionNotFound(NotFound, code="selection-not-found"): ...
+
+    error = SelectionNotFound("no selection 1")
+    assert (error.status, error.code, error.permanent, error.message) == (
+        404,
+        "selection-not-found",
+        True,
+        "no selection 1",
+    )
+    assert NotFound.code == "not-found"
