@@ -135,7 +135,7 @@ def test_resources_are_built_once_per_bind() -> None:
         built.append(platform)
         return built
 
-    consumer: Consumer[list[object]] = Consumer("query", resources=resources)  # type: ignore[arg-type]
+    consumer: Consumer[list[object]] = Consumer("query", resources=resources)
 
     @consumer.handles(ImageIngested)
     async def on_image(ctx: MessageContext[list[object]], event: ImageIngested) -> None: ...
