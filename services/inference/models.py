@@ -28,21 +28,17 @@ log = logging.getLogger("medal.inference")
 
 async def record_model(ctx: MessageContext[Any], event: ModelTrained) -> bool:
     """Record a model version (not current: that is the trainer's promotion). False for a repeat."""
+    row = {
+        "id": str(event.model_version_id),
+        "project": event.project,
+        "version": event.version,
+        "member_keys": list(event.member_keys),
+        "training": event.training.model_dump(mode="json"),
+        "current": False,
+        "created_at": utcnow(),
+    }
     async with ctx.unit_of_work() as uow:
-        return await insert_ignore(
-            uow.conn,
-            tables.models,
-            {
-                "id": str(event.model_version_id),
-                "project": event.project,
-                "version": event.version,
-                "member_keys": list(event.member_keys),
-                "training": event.training.model_dump(mode="json"),
-                "current": False,
-                "created_at": utcnow(),
-            },
-            ["id"],
-        )
+        return await insert_ignore(uow.conn, tables.models, row, ["id"])
 
 
 def _aware(moment: datetime) -> datetime:

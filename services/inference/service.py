@@ -44,20 +44,16 @@ async def record_image(ctx: MessageContext[Any], event: ImageIngested) -> bool:
     """Keep where an ingested image's training PNG is (for predict). False for a repeat or quarantine."""
     if event.quarantined:
         return False
+    row = {
+        "id": str(event.image_id),
+        "project": event.project,
+        "training_key": event.training_key,
+        "width": event.width,
+        "height": event.height,
+        "created_at": utcnow(),
+    }
     async with ctx.unit_of_work() as uow:
-        return await insert_ignore(
-            uow.conn,
-            tables.images,
-            {
-                "id": str(event.image_id),
-                "project": event.project,
-                "training_key": event.training_key,
-                "width": event.width,
-                "height": event.height,
-                "created_at": utcnow(),
-            },
-            ["id"],
-        )
+        return await insert_ignore(uow.conn, tables.images, row, ["id"])
 
 
 def _store_masks(platform: Platform, masks: list[tuple[uuid.UUID, PredictedMask]]) -> list[Prediction]:
@@ -93,31 +89,18 @@ async def autolabel_shard(ctx: InferenceContext, command: AutoLabel) -> bool:
     if not kept:
         raise NothingReadable(f"no image of auto-label shard {command.shard_index} of job {command.job_id} is readable")
     predictions = await asyncio.to_thread(_store_masks, ctx.platform, kept)
+    event = PredictionsStored(
+        project=command.project,
+        job_id=command.job_id,
+        model_version_id=command.model_version_id,
+        shard_index=command.shard_index,
+        shard_count=command.shard_count,
+        predictions=predictions,
+    )
+    row = {**event.model_dump(mode="json"), "created_at": utcnow()}  # the shard's record is the event it sends
     async with ctx.unit_of_work() as uow:
-        created = await insert_ignore(
-            uow.conn,
-            a,
-            {
-                "job_id": str(command.job_id),
-                "shard_index": command.shard_index,
-                "project": command.project,
-                "model_version_id": str(command.model_version_id),
-                "shard_count": command.shard_count,
-                "predictions": [p.model_dump(mode="json") for p in predictions],
-                "created_at": utcnow(),
-            },
-            ["job_id", "shard_index"],
-        )
-        if not created:
+        if not await insert_ignore(uow.conn, a, row, ["job_id", "shard_index"]):
             return False
-        event = PredictionsStored(
-            project=command.project,
-            job_id=command.job_id,
-            model_version_id=command.model_version_id,
-            shard_index=command.shard_index,
-            shard_count=command.shard_count,
-            predictions=predictions,
-        )
         await uow.emit(event, message_id=predictions_message_id(command.job_id, command.shard_index))
     return True
 

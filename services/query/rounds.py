@@ -27,11 +27,8 @@ log = logging.getLogger("medal.query")
 
 @dataclass(frozen=True)
 class RecordedRound:
-    """The latest attempt of a round as query recorded it."""
+    """What a scoring run takes from the latest recorded attempt of its round."""
 
-    round_id: str
-    project: str
-    attempt: int
     pool_key: str
     selection: SelectionSpec
 
@@ -67,10 +64,4 @@ async def recorded_round(conn: AsyncConnection, project: str, round_id: uuid.UUI
     row = (await conn.execute(select(t).where(t.c.round_id == str(round_id), t.c.project == project))).first()
     if row is None:
         raise RoundNotRecorded(f"round {round_id} of project {project} is not recorded yet (round.completed.v1)")
-    return RecordedRound(
-        round_id=row.round_id,
-        project=row.project,
-        attempt=row.attempt,
-        pool_key=row.pool_key,
-        selection=SelectionSpec.model_validate(row.selection),
-    )
+    return RecordedRound(row.pool_key, SelectionSpec.model_validate(row.selection))
