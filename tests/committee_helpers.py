@@ -1,10 +1,12 @@
-"""What the query and inference flow tests share: a migrated embedded platform, tiny members and images."""
+"""What the query and inference flow tests share: a migrated embedded platform, tiny members and images,
+the loop events of a trained round."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ from medal.platform import Platform
 from medal.settings import Settings
 from proto import Envelope, Message
 from proto.envelope import decode
-from proto.loop import ModelTrained, PoolItem, SelectionSpec, TrainingSpec
+from proto.loop import ModelPromoted, ModelTrained, PoolItem, RoundCompleted, SelectionSpec, TrainingSpec
 from proto.manifests import Pool
 
 TINY = TrainingSpec(num_classes=2, image_size=16, width=1 / 16, max_epochs=1, patience=1, batch_size=2)
@@ -82,20 +84,64 @@ async def outbox_messages(platform: Platform, message_type: str) -> list[tuple[E
     return [decode(row.body) for row in rows]
 
 
-def model_trained(platform: Platform, items: list[PoolItem], strategy: str = "suggestive") -> ModelTrained:
-    """model.trained.v1 of version 1 of project "chest": two random members, a pool manifest of ``items``."""
-    round_id = uuid.uuid4()
-    manifest = Pool(project="chest", round_id=round_id, items=items)
-    pool_key = platform.store.put_content("manifests", manifest.model_dump_json().encode(), "json", "application/json")
-    return ModelTrained(
-        project="chest",
+def round_completed(
+    platform: Platform,
+    items: list[PoolItem],
+    strategy: str = "suggestive",
+    *,
+    round_id: uuid.UUID | None = None,
+    attempt: int = 1,
+    project: str = "chest",
+) -> RoundCompleted:
+    """round.completed.v1 of round 1 (``attempt``) of ``project``, with a pool manifest of ``items`` in the store."""
+    round_id = round_id or uuid.uuid4()
+    manifest = Pool(project=project, round_id=round_id, items=items)
+    pool = platform.store.put_content("manifests", manifest.model_dump_json().encode(), "json", "application/json")
+    return RoundCompleted(
+        project=project,
         round_id=round_id,
-        model_version_id=uuid.uuid4(),
-        version=1,
-        member_keys=store_members(platform, 2),
-        validation_dice=0.5,
+        round_number=1,
         labels=4,
-        pool_key=pool_key.key,
+        labelled_set_key="manifests/aa/labelled.json",
+        pool_key=pool.key,
+        committee_size=2,
         training=TINY,
         selection=selection_spec(strategy, candidates=6, batch=3),
+        seed=0,
+        attempt=attempt,
     )
+
+
+def model_trained(
+    platform: Platform, version: int = 1, *, round_id: uuid.UUID | None = None, project: str = "chest"
+) -> ModelTrained:
+    """model.trained.v2 of ``version`` of ``project`` (trained in ``round_id``): two random members."""
+    return ModelTrained(
+        project=project,
+        round_id=round_id or uuid.uuid4(),
+        model_version_id=uuid.uuid4(),
+        version=version,
+        member_keys=store_members(platform, 2, seed=version),
+        validation_dice=0.5,
+        labels=4,
+        training=TINY,
+    )
+
+
+def promoted(trained: ModelTrained) -> ModelPromoted:
+    """The trainer's model.promoted.v1 of a trained version."""
+    return ModelPromoted(project=trained.project, model_version_id=trained.model_version_id, version=trained.version)
+
+
+@dataclass(frozen=True)
+class TrainedRound:
+    """A round as query sees it: its round.completed.v1, then the model.trained.v2 of its committee."""
+
+    completed: RoundCompleted
+    trained: ModelTrained
+
+
+def trained_round(platform: Platform, items: list[PoolItem], strategy: str = "suggestive") -> TrainedRound:
+    """Round 1 of "chest" with a pool of ``items``, and version 1 trained in it."""
+    completed = round_completed(platform, items, strategy)
+    return TrainedRound(completed, model_trained(platform, 1, round_id=completed.round_id))

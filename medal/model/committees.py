@@ -8,14 +8,19 @@ cache (at import or handler-registration time) costs nothing.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from medal.model.device import ComputeDevice, select_device
 from medal.model.fcn import SuggestiveFCN
 from medal.model.weights import load_member
 
-__all__ = ["CommitteeCache"]
+if TYPE_CHECKING:
+    from medal.platform import Platform
+
+__all__ = ["CommitteeCache", "committees_of"]
 
 
 class CommitteeCache:
@@ -69,3 +74,23 @@ class CommitteeCache:
             while len(self._committees) > self.capacity:
                 self._committees.popitem(last=False)
             return members
+
+
+_shared: dict[int, CommitteeCache] = {}
+_shared_lock = threading.Lock()
+
+
+def committees_of(platform: Platform) -> CommitteeCache:
+    """The one committee cache of this process's platform, reading members from its object store.
+
+    Shared by the consumers and the routes of the process (a bus handler's resources and a predict
+    request use the same loaded committees), dropped when the platform is.
+    """
+    with _shared_lock:
+        cache = _shared.get(id(platform))
+        if cache is None:
+            store = platform.store
+            cache = CommitteeCache(store.get)
+            _shared[id(platform)] = cache
+            weakref.finalize(platform, _shared.pop, id(platform), None)
+        return cache

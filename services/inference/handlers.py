@@ -1,49 +1,41 @@
-"""Bus messages the inference worker consumes: parse, call one use case."""
+"""Bus messages the inference worker consumes, each registered with its type: one use case per message."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from typing import Any
 
-from medal.bus import Handler, PermanentFailure
-from medal.model.committees import CommitteeCache
-from medal.platform import Platform
-from proto import Envelope, ImageIngested, Message
+from medal.model.committees import committees_of
+from medal.unit_of_work import Consumer, MessageContext
+from proto import ImageIngested
 from proto.loop import AutoLabel, ModelPromoted, ModelTrained
-from services.inference import service
+from services.inference import models, service
+from services.inference.service import InferenceContext
 
 log = logging.getLogger("medal.inference")
 
+#: One committee cache per process (shared with the predict route): a committee is loaded once.
+consumer = Consumer("inference", resources=committees_of)
 
-def handlers(platform: Platform) -> Mapping[str, Handler]:
-    # One cache per worker: a model version's committee is loaded once for all its shards.
-    committees = CommitteeCache(lambda key: platform.store.get(key))
 
-    async def on_image_ingested(envelope: Envelope, message: Message) -> None:
-        if not isinstance(message, ImageIngested):
-            raise PermanentFailure(f"expected {ImageIngested.TYPE}")
-        await service.record_image(platform, envelope, message)
+@consumer.handles(ImageIngested)
+async def on_image_ingested(ctx: MessageContext[Any], event: ImageIngested) -> None:
+    await service.record_image(ctx, event)
 
-    async def on_model_trained(envelope: Envelope, message: Message) -> None:
-        if not isinstance(message, ModelTrained):
-            raise PermanentFailure(f"expected {ModelTrained.TYPE}")
-        created = await service.record_model(platform, envelope, message)
-        log.debug("model version %s %s", message.model_version_id, "registered" if created else "already known")
 
-    async def on_model_promoted(envelope: Envelope, message: Message) -> None:
-        if not isinstance(message, ModelPromoted):
-            raise PermanentFailure(f"expected {ModelPromoted.TYPE}")
-        await service.promote(platform, envelope, message)
+@consumer.handles(ModelTrained)
+async def on_model_trained(ctx: MessageContext[Any], event: ModelTrained) -> None:
+    recorded = await models.record_model(ctx, event)
+    log.debug("model version %s %s", event.model_version_id, "recorded" if recorded else "already known")
 
-    async def on_autolabel(envelope: Envelope, message: Message) -> None:
-        if not isinstance(message, AutoLabel):
-            raise PermanentFailure(f"expected {AutoLabel.TYPE}")
-        stored = await service.autolabel_shard(platform, committees, envelope, message)
-        log.debug("auto-label shard %d of job %s %s", message.shard_index, message.job_id, stored and "stored")
 
-    return {
-        ImageIngested.TYPE: on_image_ingested,
-        ModelTrained.TYPE: on_model_trained,
-        ModelPromoted.TYPE: on_model_promoted,
-        AutoLabel.TYPE: on_autolabel,
-    }
+@consumer.handles(ModelPromoted)
+async def on_model_promoted(ctx: MessageContext[Any], event: ModelPromoted) -> None:
+    applied = await models.promote(ctx, event)
+    log.debug("model version %s %s", event.model_version_id, "is current" if applied else "was overtaken")
+
+
+@consumer.handles(AutoLabel)
+async def on_autolabel(ctx: InferenceContext, command: AutoLabel) -> None:
+    stored = await service.autolabel_shard(ctx, command)
+    log.debug("auto-label shard %d of job %s %s", command.shard_index, command.job_id, stored and "stored")

@@ -1,36 +1,35 @@
-"""Bus messages the query worker consumes: parse, call one use case."""
+"""Bus messages the query worker consumes, each registered with its type: one use case per message."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from typing import Any
 
-from medal.bus import Handler, PermanentFailure
-from medal.model.committees import CommitteeCache
-from medal.platform import Platform
-from proto import Envelope, Message
-from proto.loop import ModelTrained, ScorePoolShard
-from services.query import service
+from medal.model.committees import committees_of
+from medal.unit_of_work import Consumer, MessageContext
+from proto.loop import ModelTrained, RoundCompleted, ScorePoolShard
+from services.query import rounds, service
+from services.query.service import QueryContext
 
 log = logging.getLogger("medal.query")
 
+#: One committee cache per process: a model version's committee is loaded once for all its shards.
+consumer = Consumer("query", resources=committees_of)
 
-def handlers(platform: Platform) -> Mapping[str, Handler]:
-    # One cache per worker: a model version's committee is loaded once for all its shards.
-    committees = CommitteeCache(lambda key: platform.store.get(key))
 
-    async def on_model_trained(envelope: Envelope, message: Message) -> None:
-        if not isinstance(message, ModelTrained):
-            raise PermanentFailure(f"expected {ModelTrained.TYPE}")
-        shards = await service.start_run(platform, envelope, message)
-        log.debug("model version %s: %d pool shards queued", message.model_version_id, shards)
+@consumer.handles(RoundCompleted)
+async def on_round_completed(ctx: MessageContext[Any], event: RoundCompleted) -> None:
+    recorded = await rounds.record_round(ctx, event)
+    log.debug("round %s attempt %d %s", event.round_id, event.attempt, "recorded" if recorded else "was known")
 
-    async def on_score_pool_shard(envelope: Envelope, message: Message) -> None:
-        if not isinstance(message, ScorePoolShard):
-            raise PermanentFailure(f"expected {ScorePoolShard.TYPE}")
-        scored = await service.score_shard(platform, committees, envelope, message)
-        log.debug(
-            "shard %d of %s %s", message.shard_index, message.model_version_id, "scored" if scored else "was done"
-        )
 
-    return {ModelTrained.TYPE: on_model_trained, ScorePoolShard.TYPE: on_score_pool_shard}
+@consumer.handles(ModelTrained)
+async def on_model_trained(ctx: MessageContext[Any], event: ModelTrained) -> None:
+    shards = await service.start_run(ctx, event)
+    log.debug("model version %s: %d pool shards queued", event.model_version_id, shards)
+
+
+@consumer.handles(ScorePoolShard)
+async def on_score_pool_shard(ctx: QueryContext, command: ScorePoolShard) -> None:
+    scored = await service.score_shard(ctx, command)
+    log.debug("shard %d of %s %s", command.shard_index, command.model_version_id, "scored" if scored else "was done")

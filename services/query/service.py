@@ -2,9 +2,9 @@
 
 Idempotency: a run is keyed by its model version, a shard by (model version, shard index), a score by
 (model version, image), a selection by its model version; every consumed message id goes to the inbox
-in the same transaction as its effects, and every message queued has an id derived from those keys.
-Exactly one shard transaction sees the last increment of ``shards_done`` (a row update serialises
-them), and only that one selects.
+in the same transaction as its effects (the unit of work), and every message queued has an id derived
+from those keys. Exactly one shard transaction sees the last increment of ``shards_done`` (a row
+update serialises them), and only that one selects.
 """
 
 from __future__ import annotations
@@ -15,21 +15,21 @@ import uuid
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from medal.bus import PermanentFailure
 from medal.db.engine import insert_ignore
-from medal.db.messaging import add_to_outbox, claim_message
 from medal.db.schema import query as tables
 from medal.db.schema.base import utcnow
 from medal.model.committees import CommitteeCache
 from medal.platform import Platform
 from medal.storage import ObjectNotFound
-from proto import Envelope
-from proto.envelope import envelope_for
+from medal.unit_of_work import MessageContext, UnitOfWork
 from proto.loop import BatchSelected, ModelTrained, PoolItem, ScorePoolShard, SelectionSpec
 from proto.manifests import Pool
+from services.query.errors import PoolManifestMissing, PoolManifestUnreadable, RunNotFound
+from services.query.rounds import recorded_round
 from services.query.selection_runs import (
     ScoredPool,
     SelectionOutcome,
@@ -42,9 +42,9 @@ from services.query.shard_scoring import ShardScores, score_items
 
 log = logging.getLogger("medal.query")
 
-CONSUMER = "query"
-SOURCE = "query"
 NAMESPACE = uuid.UUID("5f0c7a8e-2b1d-4e69-9a3f-7c4d2e1b8a60")
+#: What a query handler gets: the process's committee cache is its resource.
+QueryContext = MessageContext[CommitteeCache]
 
 
 def shard_message_id(model_version_id: uuid.UUID | str, shard_index: int) -> uuid.UUID:
@@ -70,44 +70,65 @@ def unique_items(items: list[PoolItem]) -> list[PoolItem]:
     return kept
 
 
-async def start_run(platform: Platform, envelope: Envelope, event: ModelTrained) -> int:
-    """Record the run of a new model version and queue its pool shards; returns the shards queued."""
+async def read_pool(platform: Platform, pool_key: str) -> list[PoolItem]:
+    """The unique items of a pool manifest; a missing or unreadable manifest is a permanent refusal."""
     try:
-        raw = await asyncio.to_thread(platform.store.get, event.pool_key)
+        raw = await asyncio.to_thread(platform.store.get, pool_key)
     except ObjectNotFound:
-        raise PermanentFailure(f"pool manifest {event.pool_key} is missing") from None
-    pool = Pool.model_validate_json(raw)
-    items = unique_items(list(pool.items))
-    shards = split_into_shards(items)
+        raise PoolManifestMissing(f"pool manifest {pool_key} is missing") from None
+    try:
+        pool = Pool.model_validate_json(raw)
+    except ValidationError:
+        raise PoolManifestUnreadable(f"pool manifest {pool_key} is not a valid pool manifest") from None
+    return unique_items(list(pool.items))
+
+
+async def _has_run(conn: AsyncConnection, model_version_id: str) -> bool:
+    r = tables.runs
+    return (
+        await conn.execute(select(r.c.model_version_id).where(r.c.model_version_id == model_version_id))
+    ).first() is not None
+
+
+async def start_run(ctx: MessageContext[Any], event: ModelTrained) -> int:
+    """Record the run of a new model version with its round's pool and spec, queue its shards.
+
+    Returns the shards queued (0 for a repeat). Raises :class:`RoundNotRecorded` (retried with
+    back-off) while the round's round.completed.v1 has not been recorded.
+    """
     version_id = str(event.model_version_id)
-    async with platform.db.begin() as conn:
-        if not await claim_message(conn, CONSUMER, str(envelope.id)):
+    async with ctx.platform.db.connect() as conn:
+        if await _has_run(conn, version_id):
+            log.info("model version %s already has a scoring run", version_id)
             return 0
+        round_ = await recorded_round(conn, event.project, event.round_id)
+    items = await read_pool(ctx.platform, round_.pool_key)
+    shards = split_into_shards(items)
+    async with ctx.unit_of_work() as uow:
         created = await insert_ignore(
-            conn,
+            uow.conn,
             tables.runs,
             {
                 "model_version_id": version_id,
                 "project": event.project,
                 "round_id": str(event.round_id),
                 "version": event.version,
-                "pool_key": event.pool_key,
+                "pool_key": round_.pool_key,
                 "pool_size": len(items),
                 "shard_count": len(shards),
                 "shards_done": 0,
-                "selection": event.selection.model_dump(mode="json"),
+                "selection": round_.selection.model_dump(mode="json"),
                 "member_keys": list(event.member_keys),
                 "training": event.training.model_dump(mode="json"),
-                "correlation_id": str(envelope.correlation_id),
+                "correlation_id": str(ctx.envelope.correlation_id),
                 "created_at": utcnow(),
             },
             ["model_version_id"],
         )
         if not created:
-            log.info("model version %s already has a scoring run", version_id)
             return 0
         for index, shard in enumerate(shards):
-            await conn.execute(
+            await uow.conn.execute(
                 insert(tables.shards).values(
                     model_version_id=version_id, shard_index=index, items=len(shard), state="queued"
                 )
@@ -119,28 +140,17 @@ async def start_run(platform: Platform, envelope: Envelope, event: ModelTrained)
                 shard_count=len(shards),
                 items=shard,
             )
-            await add_to_outbox(
-                conn,
-                envelope_for(
-                    command,
-                    source=SOURCE,
-                    correlation_id=envelope.correlation_id,
-                    message_id=shard_message_id(version_id, index),
-                ),
-            )
+            await uow.emit(command, message_id=shard_message_id(version_id, index))
     if not shards:
         log.warning("model version %s of %s has an empty pool: nothing to select", version_id, event.project)
-    platform.relay.notify()  # publish the shard commands now rather than at the next poll
     return len(shards)
 
 
-async def score_shard(
-    platform: Platform, committees: CommitteeCache, envelope: Envelope, command: ScorePoolShard
-) -> bool:
+async def score_shard(ctx: QueryContext, command: ScorePoolShard) -> bool:
     """Score one shard and store its scores; select when it was the last. False when already done."""
     version_id = str(command.model_version_id)
     r, s = tables.runs, tables.shards
-    async with platform.db.connect() as conn:
+    async with ctx.platform.db.connect() as conn:
         run = (await conn.execute(select(r).where(r.c.model_version_id == version_id))).first()
         state = (
             await conn.execute(
@@ -148,13 +158,13 @@ async def score_shard(
             )
         ).scalar()
     if run is None or state is None:
-        raise PermanentFailure(f"no scoring run for shard {command.shard_index} of model version {version_id}")
+        raise RunNotFound(f"no scoring run for shard {command.shard_index} of model version {version_id}")
     if state == "done":
         return False
     spec = SelectionSpec.model_validate(run.selection)
     scores = await asyncio.to_thread(
         score_items,
-        committees,
+        ctx.resources,
         version_id,
         list(run.member_keys),
         int(run.training["image_size"]),
@@ -162,9 +172,8 @@ async def score_shard(
         with_bald=spec.strategy == "bald",
         seed=random_seed(command.model_version_id) % 2**31,
     )
-    async with platform.db.begin() as conn:
-        if not await claim_message(conn, CONSUMER, str(envelope.id)):
-            return False
+    async with ctx.unit_of_work() as uow:
+        conn = uow.conn
         flipped = await conn.execute(
             update(s)
             .where(s.c.model_version_id == version_id, s.c.shard_index == command.shard_index, s.c.state == "queued")
@@ -178,8 +187,7 @@ async def score_shard(
         await conn.execute(update(r).where(r.c.model_version_id == version_id).values(shards_done=r.c.shards_done + 1))
         done = (await conn.execute(select(r.c.shards_done).where(r.c.model_version_id == version_id))).scalar_one()
         if done == run.shard_count:
-            await _select_and_queue(conn, run)
-    platform.relay.notify()
+            await _select_and_queue(uow, run)
     return True
 
 
@@ -222,7 +230,8 @@ def outcome_for_run(pool: ScoredPool, model_version_id: str, selection: dict[str
     return select_batch(pool, spec.strategy, spec.candidates, spec.batch, seed=random_seed(uuid.UUID(model_version_id)))
 
 
-async def _select_and_queue(conn: AsyncConnection, run: Any) -> None:
+async def _select_and_queue(uow: UnitOfWork, run: Any) -> None:
+    conn = uow.conn
     pool = await load_scored_pool(conn, run.model_version_id)
     if not pool.image_ids:
         log.error("model version %s: no pool image could be scored; nothing selected", run.model_version_id)
@@ -258,14 +267,8 @@ async def _select_and_queue(conn: AsyncConnection, run: Any) -> None:
         chosen=[uuid.UUID(i) for i in outcome.chosen],
         backlog=[uuid.UUID(i) for i in outcome.backlog],
     )
-    await add_to_outbox(
-        conn,
-        envelope_for(
-            event,
-            source=SOURCE,
-            correlation_id=uuid.UUID(run.correlation_id),
-            message_id=batch_message_id(run.model_version_id),
-        ),
+    await uow.emit(
+        event, message_id=batch_message_id(run.model_version_id), correlation_id=uuid.UUID(run.correlation_id)
     )
     log.info(
         "model version %s: chose %d of %d pool images", run.model_version_id, len(outcome.chosen), len(pool.image_ids)

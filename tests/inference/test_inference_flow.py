@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -14,23 +15,24 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from medal.bus import PermanentFailure
+from medal.bus import Handler, PermanentFailure
 from medal.db.schema import inference as tables
+from medal.domain_errors import NotYetAvailable
+from medal.model.committees import committees_of
 from medal.platform import Platform
-from proto import ImageIngested
-from proto.envelope import envelope_for
-from proto.loop import AutoLabel, ModelPromoted, ModelTrained, PoolItem, PredictionsStored
-from services.inference import service
-from services.inference.handlers import handlers
+from proto import ImageIngested, Message
+from proto.envelope import Envelope, envelope_for
+from proto.loop import AutoLabel, ModelPromoted, PoolItem, PredictionsStored
+from services.inference.handlers import consumer
 from services.inference.main import create_app
 from tests.committee_helpers import (
     TINY,
     build_platform,
     close,
+    model_trained,
     outbox_messages,
-    selection_spec,
+    promoted,
     store_images,
-    store_members,
 )
 
 SHA = "0" * 64
@@ -73,19 +75,11 @@ def ingested(item: PoolItem, width: int, height: int, project: str = "chest") ->
     )
 
 
-def trained(platform: Platform, version: int, project: str = "chest") -> ModelTrained:
-    return ModelTrained(
-        project=project,
-        round_id=uuid.uuid4(),
-        model_version_id=uuid.uuid4(),
-        version=version,
-        member_keys=store_members(platform, 2, seed=version),
-        validation_dice=0.5,
-        labels=4,
-        pool_key="manifests/aa/pool.json",
-        training=TINY,
-        selection=selection_spec(),
-    )
+async def deliver(handle: Mapping[str, Handler], message: Message, source: str = "trainer") -> Envelope:
+    """Deliver ``message`` once under a new message id, as the bus would."""
+    envelope = envelope_for(message, source=source)
+    await handle[message.TYPE](envelope, message)
+    return envelope
 
 
 async def current_versions(platform: Platform) -> list[int]:
@@ -94,25 +88,56 @@ async def current_versions(platform: Platform) -> list[int]:
         return list((await conn.execute(select(m.c.version).where(m.c.current.is_(True)))).scalars())
 
 
-async def test_first_version_is_current_until_another_is_promoted(any_platform: Platform) -> None:
+async def test_only_the_trainers_promotion_makes_a_version_current(any_platform: Platform) -> None:
     platform = any_platform
-    handle = handlers(platform)
-    first, second = trained(platform, 1), trained(platform, 2)
+    handle = consumer.bind(platform)
+    first, second = model_trained(platform, 1), model_trained(platform, 2)
     for event in (first, second):
-        await handle[ModelTrained.TYPE](envelope_for(event, source="trainer"), event)
+        await deliver(handle, event)
+    assert await current_versions(platform) == []  # recorded, not current: that is the trainer's decision
+    await deliver(handle, promoted(first))
     assert await current_versions(platform) == [1]
-    promoted = ModelPromoted(project="chest", model_version_id=second.model_version_id, version=2)
-    await handle[ModelPromoted.TYPE](envelope_for(promoted, source="trainer"), promoted)
+    await deliver(handle, promoted(second))
     assert await current_versions(platform) == [2]
-    early = ModelPromoted(project="chest", model_version_id=uuid.uuid4(), version=3)
-    with pytest.raises(service.UnknownModelVersion):  # retried until its model.trained.v1 is in
-        await handle[ModelPromoted.TYPE](envelope_for(early, source="trainer"), early)
+    await deliver(handle, promoted(first))  # a roll-back is a promotion too
+    assert await current_versions(platform) == [1]
+
+
+async def test_a_promotion_before_its_version_is_retried_until_the_version_is_known(any_platform: Platform) -> None:
+    platform = any_platform
+    handle = consumer.bind(platform)
+    first = model_trained(platform, 1)
+    await deliver(handle, first)
+    await deliver(handle, promoted(first))
+    second = model_trained(platform, 2)
+    early = envelope_for(promoted(second), source="trainer")
+    with pytest.raises(NotYetAvailable) as refused:  # not permanent: the bus retries it with back-off
+        await handle[ModelPromoted.TYPE](early, promoted(second))
+    assert refused.value.code == "model-version-not-known"
+    assert await current_versions(platform) == [1]
+    await deliver(handle, second)
+    await handle[ModelPromoted.TYPE](early, promoted(second))  # the retry applies now
+    await handle[ModelPromoted.TYPE](early, promoted(second))  # and once: handled already
+    assert await current_versions(platform) == [2]
+
+
+async def test_a_promotion_overtaken_by_a_later_one_changes_nothing(any_platform: Platform) -> None:
+    platform = any_platform
+    handle = consumer.bind(platform)
+    first, second = model_trained(platform, 1), model_trained(platform, 2)
+    older = envelope_for(promoted(first), source="trainer")
+    newer = envelope_for(promoted(second), source="trainer")
+    newer = newer.model_copy(update={"time": older.time + timedelta(seconds=1)})
+    for event in (first, second):
+        await deliver(handle, event)
+    await handle[ModelPromoted.TYPE](newer, promoted(second))
+    await handle[ModelPromoted.TYPE](older, promoted(first))  # retried late: the trainer promoted 2 after it
     assert await current_versions(platform) == [2]
 
 
 async def test_autolabel_stores_machine_masks_once_and_reports_them(platform: Platform) -> None:
-    handle = handlers(platform)
-    model = trained(platform, 1)
+    handle = consumer.bind(platform)
+    model = model_trained(platform, 1)
     items = store_images(platform, 3, width=20, height=12)
     command = AutoLabel(
         project="chest",
@@ -145,7 +170,7 @@ async def test_autolabel_stores_machine_masks_once_and_reports_them(platform: Pl
 
 
 async def test_predict_one_image_over_rest(platform: Platform) -> None:
-    handle = handlers(platform)
+    handle = consumer.bind(platform)
     (item,) = store_images(platform, 1, width=24, height=16)
     image_event = ingested(item, 24, 16)
     await handle[ImageIngested.TYPE](envelope_for(image_event, source="ingest"), image_event)
@@ -156,9 +181,12 @@ async def test_predict_one_image_over_rest(platform: Platform) -> None:
         refused = await client.post(url, json={"image_id": str(item.image_id)})
         assert refused.status_code == 409 and refused.json()["error"]["code"] == "no-model"
 
-        first, second = trained(platform, 1), trained(platform, 2)
+        first, second = model_trained(platform, 1), model_trained(platform, 2)
         for event in (first, second):
-            await handle[ModelTrained.TYPE](envelope_for(event, source="trainer"), event)
+            await deliver(handle, event)
+        refused = await client.post(url, json={"image_id": str(item.image_id)})
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "no-model"  # none promoted yet
+        await deliver(handle, promoted(first))
         latest = await client.post(url, json={"image_id": str(item.image_id)})
         assert latest.status_code == 200, latest.text
         body = latest.json()
@@ -173,7 +201,7 @@ async def test_predict_one_image_over_rest(platform: Platform) -> None:
         assert chosen.status_code == 200 and chosen.json()["version"] == 2
         again = await client.post(url, json={"image_id": str(item.image_id)})
         assert again.json() == body  # deterministic, served from the cached committee
-        assert app.state.committees.loads == 2
+        assert committees_of(platform).loads == 2  # the consumer's cache serves the route too
 
         unknown_image = await client.post(url, json={"image_id": str(uuid.uuid4())})
         assert unknown_image.status_code == 404 and unknown_image.json()["error"]["code"] == "image-not-found"
@@ -186,8 +214,8 @@ async def test_predict_one_image_over_rest(platform: Platform) -> None:
 
 
 async def test_autolabel_leaves_out_unreadable_images(platform: Platform) -> None:
-    handle = handlers(platform)
-    model = trained(platform, 1)
+    handle = consumer.bind(platform)
+    model = model_trained(platform, 1)
     good = store_images(platform, 2)
     missing = PoolItem(image_id=uuid.uuid4(), image_key="images/00/missing.png")
 
@@ -209,5 +237,5 @@ async def test_autolabel_leaves_out_unreadable_images(platform: Platform) -> Non
     assert isinstance(event, PredictionsStored)
     assert [p.image_id for p in event.predictions] == [good[0].image_id, good[1].image_id]
     hopeless = command([missing])
-    with pytest.raises(PermanentFailure):
+    with pytest.raises(PermanentFailure, match="no-readable-image"):  # dead-lettered at once
         await handle[AutoLabel.TYPE](envelope_for(hopeless, source="annotation"), hopeless)

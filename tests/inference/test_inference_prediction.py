@@ -36,7 +36,7 @@ def test_committee_mean_is_the_mean_of_member_softmax() -> None:
     images = torch.randn(3, 1, 16, 16)
     mean = mean_probabilities(members, images, CPU, batch_size=2)
     with torch.no_grad():
-        expected = sum(torch.softmax(m(images)[0], dim=1) for m in members) / 2
+        expected = torch.stack([torch.softmax(m(images)[0], dim=1) for m in members]).mean(dim=0)
     assert mean.shape == (3, 2, 16, 16) and torch.allclose(mean, expected, atol=1e-6)
 
 

@@ -9,13 +9,14 @@ from typing import Any
 import httpx
 
 from medal.app import build_app
+from medal.bus.inprocess import InProcessBus
 from medal.local_server import serve_in_thread
 from medal.platform import Platform
 from medal.settings import Settings
 from proto import ImageIngested
 from proto.envelope import envelope_for
+from tests.committee_helpers import promoted, store_images, trained_round
 from tests.e2e.helpers import wait_for
-from tests.committee_helpers import model_trained, store_images
 
 
 def test_model_trained_leads_to_a_selection_and_to_predictions(tmp_path: Path) -> None:
@@ -40,8 +41,12 @@ def test_model_trained_leads_to_a_selection_and_to_predictions(tmp_path: Path) -
             training_sha256="0" * 64,
         )
         platform.bus.publish(envelope_for(ingested, source="ingest"))
-        trained = model_trained(platform, items)
+        loop = trained_round(platform, items)
+        trained = loop.trained
+        # The trainer's model.trained.v2 may overtake the round's round.completed.v1: query retries it.
         platform.bus.publish(envelope_for(trained, source="trainer"))
+        platform.bus.publish(envelope_for(loop.completed, source="annotation"))
+        platform.bus.publish(envelope_for(promoted(trained), source="trainer"))
 
         def selections() -> list[dict[str, Any]]:
             listed: list[dict[str, Any]] = client.get(f"{base}/query/v1/projects/chest/selections").json()
@@ -59,4 +64,7 @@ def test_model_trained_leads_to_a_selection_and_to_predictions(tmp_path: Path) -
 
         body = wait_for(predicted).json()
         assert body["model_version_id"] == str(trained.model_version_id) and (body["width"], body["height"]) == (20, 12)
-        assert wait_for(lambda: platform.bus.depth("annotation.events") == 3)  # image, model, batch.selected
+        # image.ingested, model.trained, model.promoted, batch.selected
+        bus = platform.bus
+        assert isinstance(bus, InProcessBus)  # embedded mode
+        assert wait_for(lambda: bus.depth("annotation.events") == 4)

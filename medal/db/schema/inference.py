@@ -1,4 +1,8 @@
-"""Tables owned by the inference service: images it may predict, model versions, auto-label shards."""
+"""Tables owned by the inference service: images it may predict, model versions, auto-label shards.
+
+Which model version is current is the trainer's decision: a version is recorded from model.trained.v2
+as not current, and only model.promoted.v1 makes one current (the promotion sent last wins).
+"""
 
 from sqlalchemy import JSON, Boolean, Column, Index, Integer, String, Table
 
@@ -24,6 +28,7 @@ models = Table(
     Column("member_keys", JSON, nullable=False),
     Column("training", JSON, nullable=False, comment="TrainingSpec of the committee"),
     Column("current", Boolean, nullable=False),
+    Column("promoted_at", UTCDateTime, nullable=True, comment="When the trainer promoted it last (message time)"),
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "project", "current"),
 )

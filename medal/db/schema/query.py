@@ -1,12 +1,25 @@
-"""Tables owned by the query service: pool-scoring runs, their shards, per-image scores, selections.
+"""Tables owned by the query service: rounds, pool-scoring runs, their shards, per-image scores, selections.
 
-One run per model version (the model.trained.v1 that started it). Scores are kept per image so that
-every selection can be audited and replayed from what was stored.
+A round's pool and selection spec come from its round.completed.v1 (the latest attempt); one run per
+model version (the model.trained.v2 that started it, with what its round recorded). Scores are kept
+per image so that every selection can be audited and replayed from what was stored.
 """
 
 from sqlalchemy import JSON, Column, Float, ForeignKey, Integer, LargeBinary, String, Table
 
 from medal.db.schema.base import KEY_STR, UUID_STR, UTCDateTime, metadata
+
+rounds = Table(
+    "query_rounds",
+    metadata,
+    Column("round_id", UUID_STR, primary_key=True),
+    Column("project", String(63), nullable=False, index=True),
+    Column("round_number", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False, comment="The latest attempt of the round: a retry replaces the pool"),
+    Column("pool_key", KEY_STR, nullable=False, comment="Manifest of the unlabelled pool"),
+    Column("selection", JSON, nullable=False, comment="SelectionSpec: strategy, K, k"),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
 
 runs = Table(
     "query_runs",
