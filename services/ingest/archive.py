@@ -25,13 +25,8 @@ class ArchiveLimits:
     max_ratio: float = 200.0
 
 
-class ArchiveRefused(ValueError):
-    """The archive as a whole cannot be read (not a zip, over a limit)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+class ArchiveRefused(RefusedInstance):
+    """The archive as a whole cannot be read (not a zip, over a limit): one refusal for all of it."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 A job row is written when the submission starts; each instance's outcome is recorded as it is
 decided (position in the submission, never a file name); finishing the job stores the counts and
-queues ``IngestJobCompleted`` in the same transaction. A client polls ``GET /ingest/v1/jobs/{id}``.
+queues ``IngestJobCompleted`` in the same transaction. The job records who submitted it (the
+authenticated caller). A client polls ``GET /ingest/v1/jobs/{id}``.
 """
 
 from __future__ import annotations
@@ -11,59 +12,35 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
 
 from sqlalchemy import select
 
-from medal.db.messaging import add_to_outbox
 from medal.db.schema import ingest as tables
 from medal.db.schema.base import utcnow
 from medal.platform import Platform
-from proto import IngestJobCompleted, envelope_for
+from proto import IngestJobCompleted
+from services.ingest.errors import InstanceRefused, JobNotFound
 from services.ingest.parsing import RefusedInstance
-from services.ingest.service import (
-    ID_NAMESPACE,
-    SOURCE,
-    Computed,
-    InstanceResult,
-    commit,
-    compute_in_thread,
-    refused,
-)
-from services.ingest.settings import ProjectSettings, project_settings
+from services.ingest.schemas import IngestSettings, InstanceResult, Job, JobResponse
+from services.ingest.service import ID_NAMESPACE, SOURCE, Computed, commit, compute_in_thread, refused
+from services.ingest.settings import project_settings
 
 RECORD_EVERY = 16
 RECORD_SECONDS = 2.0
 
 
-@dataclass
-class JobSummary:
-    id: str
-    project: str
-    source: str
-    status: str
-    total: int
-    accepted: int
-    duplicates: int
-    quarantined: int
-    refused: int
-    created_at: datetime
-    completed_at: datetime | None
-    results: list[InstanceResult] = field(default_factory=list)
-
-
 class Submission:
     """One job: ``add`` each instance (bytes or an early refusal), then ``finish``."""
 
-    def __init__(self, platform: Platform, project: str, source: str) -> None:
+    def __init__(self, platform: Platform, project: str, source: str, submitted_by: str) -> None:
         self.platform = platform
         self.project = project
         self.source = source
+        self.submitted_by = submitted_by[:64]
         self.job_id = str(uuid.uuid4())
         self.results: list[InstanceResult] = []
         self.seen: dict[str, str] = {}
-        self.settings: ProjectSettings | None = None
+        self.settings: IngestSettings | None = None
         self._unrecorded: list[InstanceResult] = []
         self._recorded_at = time.monotonic()
 
@@ -75,6 +52,7 @@ class Submission:
                     id=self.job_id,
                     project=self.project,
                     source=self.source,
+                    submitted_by=self.submitted_by,
                     status="running",
                     total=0,
                     accepted=0,
@@ -110,7 +88,7 @@ class Submission:
         return asyncio.ensure_future(compute_in_thread(self.platform, self.project, data, self._settings)), refusal
 
     @property
-    def _settings(self) -> ProjectSettings:
+    def _settings(self) -> IngestSettings:
         if self.settings is None:
             raise RuntimeError("start() the submission first")
         return self.settings
@@ -158,39 +136,41 @@ class Submission:
     def count(self, outcome: str) -> int:
         return sum(result.outcome == outcome for result in self.results)
 
-    async def finish(self) -> JobSummary:
+    async def finish(self) -> JobResponse:
         await self._record()
-        now = utcnow()
         counts = {
             "accepted": self.count("accepted"),
             "duplicates": self.count("duplicate"),
             "quarantined": self.count("quarantined"),
             "refused": self.count("refused"),
         }
-        event = IngestJobCompleted(project=self.project, job_id=uuid.UUID(self.job_id), **counts)
-        message_id = uuid.uuid5(ID_NAMESPACE, f"job/{self.job_id}")
-        async with self.platform.db.begin() as conn:
-            await conn.execute(
+        job_id = uuid.UUID(self.job_id)
+        async with self.platform.unit_of_work(SOURCE, correlation_id=job_id) as uow:
+            await uow.conn.execute(
                 tables.jobs.update()
                 .where(tables.jobs.c.id == self.job_id)
-                .values(status="completed", total=len(self.results), completed_at=now, **counts)
+                .values(status="completed", total=len(self.results), completed_at=utcnow(), **counts)
             )
-            await add_to_outbox(
-                conn,
-                envelope_for(event, source=SOURCE, correlation_id=uuid.UUID(self.job_id), message_id=message_id),
-            )
-        self.platform.relay.notify()
-        summary = await get_job(self.platform, self.job_id)
-        if summary is None:
-            raise RuntimeError("a finished job has no row")
-        return summary
+            event = IngestJobCompleted(project=self.project, job_id=job_id, **counts)
+            await uow.emit(event, message_id=uuid.uuid5(ID_NAMESPACE, f"job/{self.job_id}"))
+        return await get_job(self.platform, self.job_id)
+
+    async def finish_one(self) -> JobResponse:
+        """``finish`` a submission of one instance: raises :class:`InstanceRefused` if it was refused."""
+        report = await self.finish()
+        (result,) = report.results
+        if result.outcome == "refused":
+            details = [{"code": result.code, "job_id": self.job_id}]
+            raise InstanceRefused(f"instance refused: {result.reason}", details=details)
+        return report
 
 
-async def get_job(platform: Platform, job_id: str) -> JobSummary | None:
+async def get_job(platform: Platform, job_id: str) -> JobResponse:
+    """The job and every outcome recorded so far. Raises :class:`JobNotFound`."""
     async with platform.db.connect() as conn:
         job = (await conn.execute(select(tables.jobs).where(tables.jobs.c.id == job_id))).first()
         if job is None:
-            return None
+            raise JobNotFound("no such ingest job")
         items = (
             await conn.execute(
                 select(tables.job_items)
@@ -212,26 +192,18 @@ async def get_job(platform: Platform, job_id: str) -> JobSummary | None:
         by_instance.setdefault(row.instance_id, []).append(row.id)
     results = [
         InstanceResult(
-            item.position,
-            item.outcome,
-            item.reason,
-            item.instance_id,
-            by_instance.get(item.instance_id, []) if item.instance_id else [],
-            item.code,
+            index=item.position,
+            outcome=item.outcome,
+            code=item.code,
+            reason=item.reason,
+            instance_id=item.instance_id,
+            image_ids=by_instance.get(item.instance_id, []) if item.instance_id else [],
         )
         for item in items
     ]
-    return JobSummary(
-        id=job.id,
-        project=job.project,
-        source=job.source,
-        status=job.status,
-        total=job.total if job.status == "completed" else len(results),
-        accepted=job.accepted,
-        duplicates=job.duplicates,
-        quarantined=job.quarantined,
-        refused=job.refused,
-        created_at=job.created_at,
-        completed_at=job.completed_at,
-        results=results,
+    completed = job.status == "completed"
+    fields = {name: getattr(job, name) for name in Job.model_fields}
+    summary = Job.model_validate(
+        {**fields, "status": "completed" if completed else "running", "total": job.total if completed else len(results)}
     )
+    return JobResponse(project=job.project, job=summary, results=results)

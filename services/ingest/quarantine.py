@@ -2,97 +2,80 @@
 
 A quarantined instance is stored de-identified, but its ``ImageIngested`` events say
 ``quarantined=true`` so annotation never offers it. Releasing it publishes the events again with
-``quarantined=false`` under new message ids (the first ones were already consumed and skipped).
+``quarantined=false`` under new message ids (the first ones were already consumed and skipped),
+and records who released it.
 """
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from medal.db.messaging import add_to_outbox
 from medal.db.schema import ingest as tables
 from medal.db.schema.base import utcnow
 from medal.platform import Platform
-from proto import ImageIngested, envelope_for
-from services.ingest.service import ID_NAMESPACE, SOURCE
-
-
-@dataclass(frozen=True)
-class QuarantinedInstance:
-    instance_id: str
-    study_id: str
-    series_id: str
-    modality: str
-    reason: str | None
-    images: int
-
-
-class NotFound(LookupError):
-    pass
+from services.ingest.errors import InstanceNotFound
+from services.ingest.schemas import QuarantinedInstance, ReleaseResponse
+from services.ingest.service import SOURCE, announce_images
 
 
 async def list_quarantined(platform: Platform, project: str) -> list[QuarantinedInstance]:
     i, se, s = tables.instances, tables.series, tables.studies
     query = (
-        select(i.c.id, se.c.study_id, i.c.series_id, se.c.modality, i.c.quarantine_reason, i.c.frames)
+        select(
+            i.c.id.label("instance_id"),
+            se.c.study_id,
+            i.c.series_id,
+            se.c.modality,
+            i.c.quarantine_reason.label("reason"),
+            i.c.frames.label("images"),
+        )
         .select_from(i.join(se, se.c.id == i.c.series_id).join(s, s.c.id == se.c.study_id))
         .where(s.c.project == project, i.c.quarantined.is_(True))
         .order_by(i.c.created_at, i.c.id)
     )
     async with platform.db.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    return [QuarantinedInstance(r.id, r.study_id, r.series_id, r.modality, r.quarantine_reason, r.frames) for r in rows]
+        rows = (await conn.execute(query)).mappings().all()
+    return [QuarantinedInstance.model_validate(dict(row)) for row in rows]
 
 
-async def release_instance(platform: Platform, project: str, instance_id: str, caller: str) -> int:
-    """Release one instance; returns how many images became available (0 if it was not quarantined)."""
+async def release_instance(platform: Platform, project: str, instance_id: str, released_by: str) -> ReleaseResponse:
+    """Release one instance on behalf of ``released_by`` (the caller): how many images became available
+    (0 if it was not quarantined) and who released it. Raises :class:`InstanceNotFound`."""
     i, se, s, im = tables.instances, tables.series, tables.studies, tables.images
-    async with platform.db.begin() as conn:
+    async with platform.unit_of_work(SOURCE) as uow:
         row = (
-            await conn.execute(
+            await uow.conn.execute(
                 select(
                     i.c.id,
                     i.c.quarantined,
+                    i.c.released_by,
                     i.c.dicom_key,
-                    se.c.id.label("series_id"),
+                    i.c.series_id,
+                    se.c.study_id,
                     se.c.modality,
-                    s.c.id.label("study_id"),
                 )
                 .select_from(i.join(se, se.c.id == i.c.series_id).join(s, s.c.id == se.c.study_id))
                 .where(i.c.id == instance_id, s.c.project == project)
             )
         ).first()
         if row is None:
-            raise NotFound(instance_id)
+            raise InstanceNotFound("no such instance in this project")
         if not row.quarantined:
-            return 0
-        await conn.execute(
-            i.update().where(i.c.id == instance_id).values(quarantined=False, released_at=utcnow(), released_by=caller)
+            return ReleaseResponse(instance_id=instance_id, released_images=0, released_by=row.released_by)
+        released = await uow.conn.execute(
+            i.update()
+            .where(i.c.id == instance_id, i.c.quarantined.is_(True))
+            .values(quarantined=False, released_at=utcnow(), released_by=released_by[:64])
         )
-        images = (await conn.execute(select(im).where(im.c.instance_id == instance_id).order_by(im.c.frame))).all()
-        for image in images:
-            event = ImageIngested(
-                project=project,
-                image_id=uuid.UUID(image.id),
-                study_id=uuid.UUID(row.study_id),
-                series_id=uuid.UUID(row.series_id),
-                instance_id=uuid.UUID(instance_id),
-                frame=image.frame,
-                modality=row.modality,
-                width=image.width,
-                height=image.height,
-                display_key=image.display_key,
-                display_sha256=image.display_sha256,
-                training_key=image.training_key,
-                training_sha256=image.training_sha256,
-                training_offset=image.training_offset,
-                dicom_key=row.dicom_key,
-                quarantined=False,
-            )
-            message_id = uuid.uuid5(ID_NAMESPACE, f"event/{image.id}/released")
-            await add_to_outbox(conn, envelope_for(event, source=SOURCE, message_id=message_id))
-    platform.relay.notify()
-    return len(images)
+        if released.rowcount == 0:  # a concurrent release of the same instance committed first
+            return await _released(uow.conn, instance_id)
+        found = await uow.conn.execute(select(im).where(im.c.instance_id == instance_id).order_by(im.c.frame))
+        images = [dict(image) for image in found.mappings()]
+        await announce_images(uow, project, dict(row._mapping), images, released=True)
+    return ReleaseResponse(instance_id=instance_id, released_images=len(images), released_by=released_by[:64])
+
+
+async def _released(conn: AsyncConnection, instance_id: str) -> ReleaseResponse:
+    found = await conn.scalar(select(tables.instances.c.released_by).where(tables.instances.c.id == instance_id))
+    return ReleaseResponse(instance_id=instance_id, released_images=0, released_by=found)

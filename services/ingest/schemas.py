@@ -1,4 +1,4 @@
-"""Request and response models of the ingest API."""
+"""The ingest service's records, which are also its API's request and response models (one each)."""
 
 from __future__ import annotations
 
@@ -7,30 +7,36 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-PROJECT_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+from proto.types import Id, ProjectName
+from services.ingest.deid import DatePolicy, DeidOptions
+from services.ingest.raster import Window
+
+Outcome = Literal["accepted", "quarantined", "duplicate", "refused"]
 
 
-class InstanceOutcome(BaseModel):
-    model_config = {"extra": "ignore"}
+class InstanceResult(BaseModel):
+    """What became of one instance of a submission."""
 
     index: int = Field(description="Position of the file in the submission (file names are never echoed).")
-    outcome: Literal["accepted", "quarantined", "duplicate", "refused"]
+    outcome: Outcome
     code: str | None = Field(default=None, description="Machine code of a refusal, e.g. not_dicom, truncated.")
     reason: str | None = Field(default=None, description="Why it was refused or quarantined.")
-    instance_id: str | None = None
-    image_ids: list[str] = Field(default_factory=list)
+    instance_id: Id | None = None
+    image_ids: list[Id] = Field(default_factory=list)
+    # The de-identified SOP Instance and Class UIDs, for STOW-RS answers only (not in the JSON API).
+    sop_uid: str | None = Field(default=None, exclude=True)
+    sop_class_uid: str | None = Field(default=None, exclude=True)
 
 
-class UploadSummary(BaseModel):
-    accepted: int = Field(description="Stored and offered for annotation, or stored in quarantine (see job).")
-    duplicate: int
-    refused: int
+class Job(BaseModel):
+    """One submission (an upload, a zip, a STOW-RS request) and its counts so far."""
 
-
-class JobCounts(BaseModel):
-    id: str
+    id: Id
     status: Literal["running", "completed"]
-    source: str
+    source: str = Field(description="upload, zip or stow")
+    submitted_by: str | None = Field(
+        description="The authenticated caller who submitted it (null for jobs recorded before callers were)."
+    )
     total: int
     accepted: int
     duplicates: int
@@ -40,21 +46,36 @@ class JobCounts(BaseModel):
     completed_at: datetime | None
 
 
-class UploadResponse(BaseModel):
-    project: str
-    job: JobCounts
-    results: list[InstanceOutcome]
+class JobResponse(BaseModel):
+    project: ProjectName
+    job: Job
+    results: list[InstanceResult]
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(result.outcome == outcome for result in self.results)
+
+
+class UploadSummary(BaseModel):
+    accepted: int = Field(description="Stored and offered for annotation, or stored in quarantine (see job).")
+    duplicate: int
+    refused: int
+
+
+class UploadResponse(JobResponse):
     summary: UploadSummary
 
-
-class JobResponse(BaseModel):
-    project: str
-    job: JobCounts
-    results: list[InstanceOutcome]
+    @classmethod
+    def of(cls, report: JobResponse) -> UploadResponse:
+        summary = UploadSummary(
+            accepted=report.count("accepted") + report.count("quarantined"),
+            duplicate=report.count("duplicate"),
+            refused=report.count("refused"),
+        )
+        return cls(project=report.project, job=report.job, results=report.results, summary=summary)
 
 
 class Study(BaseModel):
-    id: str
+    id: Id
     modalities: list[str]
     series: int
     instances: int
@@ -62,12 +83,14 @@ class Study(BaseModel):
 
 
 class StudyList(BaseModel):
-    project: str
+    project: ProjectName
     studies: list[Study]
 
 
 class IngestSettings(BaseModel):
-    date_policy: Literal["shift", "remove"] = Field(
+    """A project's ingest options: the date option of de-identification and the display window preset."""
+
+    date_policy: DatePolicy = Field(
         default="shift",
         description="shift: Retain Longitudinal Temporal Information with Modified Dates (keyed per-patient "
         "offset); remove: dates emptied or removed as the Basic Profile says.",
@@ -75,21 +98,32 @@ class IngestSettings(BaseModel):
     window_center: float | None = Field(default=None, description="Display preset; both or neither.")
     window_width: float | None = Field(default=None, gt=0)
 
+    @property
+    def preset(self) -> Window | None:
+        if self.window_center is None or self.window_width is None:
+            return None
+        return Window(self.window_center, self.window_width)
 
-class QuarantinedInstanceOut(BaseModel):
-    instance_id: str
-    study_id: str
-    series_id: str
+    @property
+    def deid_options(self) -> DeidOptions:
+        return DeidOptions(dates=self.date_policy)
+
+
+class QuarantinedInstance(BaseModel):
+    instance_id: Id
+    study_id: Id
+    series_id: Id
     modality: str
     reason: str | None
     images: int
 
 
 class QuarantineList(BaseModel):
-    project: str
-    instances: list[QuarantinedInstanceOut]
+    project: ProjectName
+    instances: list[QuarantinedInstance]
 
 
 class ReleaseResponse(BaseModel):
-    instance_id: str
-    released_images: int
+    instance_id: Id
+    released_images: int = Field(description="Images that became available now (0: it was released already).")
+    released_by: str | None = Field(description="The caller who released it (null: it was never quarantined).")

@@ -11,23 +11,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy import func, select
 
 from medal.db.engine import insert_ignore
-from medal.db.messaging import add_to_outbox
 from medal.db.schema import ingest as tables
 from medal.db.schema.base import utcnow
 from medal.platform import Platform
 from medal.storage.base import StoredObject, sha256_hex
-from proto import ImageIngested, envelope_for
+from medal.unit_of_work import UnitOfWork
+from proto import ImageIngested
 from services.ingest.deid import DeidentifiedInstance, DeidOptions, deidentify, encode_dataset
 from services.ingest.parsing import RefusedInstance, read_dicom
 from services.ingest.raster import RasterError, RasterFrame, Window, rasterise
-from services.ingest.settings import ProjectSettings, project_settings
+from services.ingest.schemas import IngestSettings, InstanceResult, Outcome, Study
 from services.ingest.triage import quarantine_reason
 
 log = logging.getLogger("medal.ingest")
@@ -35,20 +36,17 @@ SOURCE = "ingest"
 ID_NAMESPACE = uuid.UUID("6f1f3c4e-2a51-4f0b-9d7e-3b8f1d2c9a10")
 MAX_PIXEL_BYTES = 1024**3
 INSTANCES = Counter("medal_ingest_instances_total", "Instances by outcome", ["outcome"])
-
-Outcome = Literal["accepted", "quarantined", "duplicate", "refused"]
-
-
-@dataclass
-class InstanceResult:
-    index: int
-    outcome: Outcome
-    reason: str | None = None
-    instance_id: str | None = None
-    image_ids: list[str] = field(default_factory=list)
-    code: str | None = None
-    sop_uid: str | None = None  # the de-identified SOP Instance UID (STOW-RS answers)
-    sop_class_uid: str | None = None
+#: The columns of an image row that its ``ImageIngested`` event carries as they are.
+EVENT_IMAGE_FIELDS = (
+    "frame",
+    "width",
+    "height",
+    "display_key",
+    "display_sha256",
+    "training_key",
+    "training_sha256",
+    "training_offset",
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ def stable_id(*parts: str) -> str:
 
 def refused(index: int, refusal: RefusedInstance) -> InstanceResult:
     INSTANCES.labels("refused").inc()
-    return InstanceResult(index, "refused", refusal.message, code=refusal.code)
+    return InstanceResult(index=index, outcome="refused", reason=refusal.message, code=refusal.code)
 
 
 def prepare(data: bytes, *, secret: bytes, project: str, options: DeidOptions) -> Prepared:
@@ -98,7 +96,7 @@ class Computed:
     refusal: RefusedInstance | None
 
 
-def compute(data: bytes, *, secret: bytes, project: str, settings: ProjectSettings) -> Computed:
+def compute(data: bytes, *, secret: bytes, project: str, settings: IngestSettings) -> Computed:
     """Read, triage, de-identify, encode and rasterise in one go (one hop to a worker thread).
 
     Duplicates are rasterised too before the database says they are duplicates: re-submission stays
@@ -111,25 +109,9 @@ def compute(data: bytes, *, secret: bytes, project: str, settings: ProjectSettin
         return Computed(None, [], exc)
 
 
-async def compute_in_thread(platform: Platform, project: str, data: bytes, settings: ProjectSettings) -> Computed:
+async def compute_in_thread(platform: Platform, project: str, data: bytes, settings: IngestSettings) -> Computed:
     secret = platform.settings.deid_secret.get_secret_value().encode()
     return await asyncio.to_thread(compute, data, secret=secret, project=project, settings=settings)
-
-
-async def ingest_instance(
-    platform: Platform,
-    project: str,
-    data: bytes,
-    *,
-    index: int = 0,
-    correlation_id: uuid.UUID | None = None,
-    settings: ProjectSettings | None = None,
-    seen: dict[str, str] | None = None,
-) -> InstanceResult:
-    """One instance; ``seen`` maps the pseudonymous SOP UIDs of this submission to their content hash."""
-    settings = settings or await project_settings(platform, project)
-    computed = await compute_in_thread(platform, project, data, settings)
-    return await commit(platform, project, computed, index=index, correlation_id=correlation_id, seen=seen)
 
 
 async def commit(
@@ -152,24 +134,24 @@ async def commit(
         return refused(index, twice)
     instance_id = stable_id(project, deid.sop_uid)
     existing = await _existing_sha(platform, deid.sop_uid)
+    if existing is not None and existing != content_sha:
+        conflict = RefusedInstance("conflict", "an instance with this SOP Instance UID but other content exists")
+        return refused(index, conflict)
+    outcome: Outcome
     if existing is not None:
-        if existing != content_sha:
-            return refused(
-                index, RefusedInstance("conflict", "an instance with this SOP Instance UID but other content exists")
-            )
-        INSTANCES.labels("duplicate").inc()
-        image_ids = await _image_ids(platform, instance_id)
-        sop_class = str(deid.dataset.SOPClassUID)
-        return InstanceResult(
-            index, "duplicate", None, instance_id, image_ids, sop_uid=deid.sop_uid, sop_class_uid=sop_class
-        )
-    result = await _store(platform, project, prepared, computed.frames, instance_id, correlation_id)
-    result.index = index
-    result.sop_uid = deid.sop_uid
-    result.sop_class_uid = str(deid.dataset.SOPClassUID)
-    INSTANCES.labels(result.outcome).inc()
-    platform.relay.notify()
-    return result
+        outcome, image_ids = "duplicate", await _image_ids(platform, instance_id)
+    else:
+        outcome, image_ids = await _store(platform, project, prepared, computed.frames, instance_id, correlation_id)
+    INSTANCES.labels(outcome).inc()
+    return InstanceResult(
+        index=index,
+        outcome=outcome,
+        reason=prepared.quarantine if outcome == "quarantined" else None,
+        instance_id=instance_id,
+        image_ids=image_ids,
+        sop_uid=deid.sop_uid,
+        sop_class_uid=str(deid.dataset.SOPClassUID),
+    )
 
 
 async def _existing_sha(platform: Platform, sop_uid: str) -> str | None:
@@ -191,6 +173,55 @@ def _numbers(values: tuple[float, ...] | None) -> str | None:
     return None if values is None else "\\".join(f"{v:g}" for v in values)[:200]
 
 
+def _image_row(instance_id: str, frame: RasterFrame, display: StoredObject, training: StoredObject) -> dict[str, Any]:
+    spacing = frame.geometry.pixel_spacing
+    return {
+        "id": stable_id(instance_id, str(frame.frame)),
+        "instance_id": instance_id,
+        "frame": frame.frame,
+        "width": frame.width,
+        "height": frame.height,
+        "display_key": display.key,
+        "display_sha256": display.sha256,
+        "training_key": training.key,
+        "training_sha256": training.sha256,
+        "training_offset": frame.training_offset,
+        "pixel_spacing_row": spacing[0] if spacing else None,
+        "pixel_spacing_col": spacing[1] if spacing else None,
+        "pixel_spacing_source": frame.geometry.spacing_source,
+        "orientation": _numbers(frame.geometry.orientation),
+        "position": _numbers(frame.geometry.position),
+        "window_center": frame.window.center if frame.window else None,
+        "window_width": frame.window.width if frame.window else None,
+    }
+
+
+async def announce_images(
+    uow: UnitOfWork,
+    project: str,
+    instance: Mapping[str, Any],
+    images: Sequence[Mapping[str, Any]],
+    *,
+    released: bool = False,
+) -> None:
+    """One ``ImageIngested`` per image of ``instance`` (a mapping with id, study_id, series_id, modality,
+    dicom_key and quarantined), under message ids derived from the image (and the release)."""
+    for image in images:
+        event = ImageIngested(
+            project=project,
+            image_id=uuid.UUID(image["id"]),
+            study_id=uuid.UUID(instance["study_id"]),
+            series_id=uuid.UUID(instance["series_id"]),
+            instance_id=uuid.UUID(instance["id"]),
+            modality=instance["modality"],
+            dicom_key=instance["dicom_key"],
+            quarantined=False if released else instance["quarantined"],
+            **{name: image[name] for name in EVENT_IMAGE_FIELDS},
+        )
+        key = f"event/{image['id']}/released" if released else f"event/{image['id']}"
+        await uow.emit(event, message_id=uuid.uuid5(ID_NAMESPACE, key))
+
+
 async def _store(
     platform: Platform,
     project: str,
@@ -198,7 +229,7 @@ async def _store(
     frames: list[RasterFrame],
     instance_id: str,
     correlation_id: uuid.UUID | None,
-) -> InstanceResult:
+) -> tuple[Outcome, list[str]]:
     """Objects first (content-addressed, so retries are harmless), then rows and events in one commit."""
     store = platform.store
     deid = prepared.deid
@@ -221,113 +252,38 @@ async def _store(
     now = utcnow()
     study_id = stable_id(project, deid.study_uid)
     series_id = stable_id(project, deid.series_uid)
-    async with platform.db.begin() as conn:
-        await insert_ignore(
-            conn,
-            tables.studies,
-            {
-                "id": study_id,
-                "project": project,
-                "study_uid": deid.study_uid,
-                "patient_pseudo_id": deid.patient_pseudo_id,
-                "created_at": now,
-            },
-            ["id"],
-        )
-        await insert_ignore(
-            conn,
-            tables.series,
-            {
-                "id": series_id,
-                "study_id": study_id,
-                "series_uid": deid.series_uid,
-                "modality": deid.modality,
-                "created_at": now,
-            },
-            ["id"],
-        )
-        created = await insert_ignore(
-            conn,
-            tables.instances,
-            {
-                "id": instance_id,
-                "series_id": series_id,
-                "sop_uid": deid.sop_uid,
-                "dicom_key": dicom.key,
-                "dicom_sha256": dicom.sha256,
-                "frames": len(frames),
-                "quarantined": quarantined,
-                "quarantine_reason": prepared.quarantine,
-                "created_at": now,
-            },
-            ["id"],
-        )
-        if not created:  # a concurrent upload of the same instance won the race
-            image_ids = [stable_id(instance_id, str(frame.frame)) for frame in frames]
-            return InstanceResult(0, "duplicate", None, instance_id, image_ids)
-        image_ids = []
-        for frame, display, training in stored_frames:
-            image_id = stable_id(instance_id, str(frame.frame))
-            image_ids.append(image_id)
-            spacing = frame.geometry.pixel_spacing
-            await conn.execute(
-                tables.images.insert().values(
-                    id=image_id,
-                    instance_id=instance_id,
-                    frame=frame.frame,
-                    width=frame.width,
-                    height=frame.height,
-                    display_key=display.key,
-                    display_sha256=display.sha256,
-                    training_key=training.key,
-                    training_sha256=training.sha256,
-                    training_offset=frame.training_offset,
-                    pixel_spacing_row=spacing[0] if spacing else None,
-                    pixel_spacing_col=spacing[1] if spacing else None,
-                    pixel_spacing_source=frame.geometry.spacing_source,
-                    orientation=_numbers(frame.geometry.orientation),
-                    position=_numbers(frame.geometry.position),
-                    window_center=frame.window.center if frame.window else None,
-                    window_width=frame.window.width if frame.window else None,
-                    created_at=now,
-                )
-            )
-            event = ImageIngested(
-                project=project,
-                image_id=uuid.UUID(image_id),
-                study_id=uuid.UUID(study_id),
-                series_id=uuid.UUID(series_id),
-                instance_id=uuid.UUID(instance_id),
-                frame=frame.frame,
-                modality=deid.modality,
-                width=frame.width,
-                height=frame.height,
-                display_key=display.key,
-                display_sha256=display.sha256,
-                training_key=training.key,
-                training_sha256=training.sha256,
-                training_offset=frame.training_offset,
-                dicom_key=dicom.key,
-                quarantined=quarantined,
-            )
-            message_id = uuid.uuid5(ID_NAMESPACE, f"event/{image_id}")
-            await add_to_outbox(
-                conn, envelope_for(event, source=SOURCE, correlation_id=correlation_id, message_id=message_id)
-            )
-    outcome: Outcome = "quarantined" if quarantined else "accepted"
-    return InstanceResult(0, outcome, prepared.quarantine, instance_id, image_ids)
+    images = [{**_image_row(instance_id, *stored), "created_at": now} for stored in stored_frames]
+    instance = {
+        "id": instance_id,
+        "series_id": series_id,
+        "sop_uid": deid.sop_uid,
+        "dicom_key": dicom.key,
+        "dicom_sha256": dicom.sha256,
+        "frames": len(frames),
+        "quarantined": quarantined,
+        "quarantine_reason": prepared.quarantine,
+        "created_at": now,
+    }
+    study = {
+        "id": study_id,
+        "project": project,
+        "study_uid": deid.study_uid,
+        "patient_pseudo_id": deid.patient_pseudo_id,
+        "created_at": now,
+    }
+    series = {"id": series_id, "study_id": study_id, "series_uid": deid.series_uid, "modality": deid.modality}
+    async with platform.unit_of_work(SOURCE, correlation_id=correlation_id) as uow:
+        await insert_ignore(uow.conn, tables.studies, study, ["id"])
+        await insert_ignore(uow.conn, tables.series, {**series, "created_at": now}, ["id"])
+        if not await insert_ignore(uow.conn, tables.instances, instance, ["id"]):
+            return "duplicate", [image["id"] for image in images]  # a concurrent upload of it won the race
+        if images:
+            await uow.conn.execute(tables.images.insert(), images)
+        await announce_images(uow, project, {**instance, "study_id": study_id, "modality": deid.modality}, images)
+    return ("quarantined" if quarantined else "accepted"), [image["id"] for image in images]
 
 
-@dataclass(frozen=True)
-class StudySummary:
-    id: str
-    modalities: list[str]
-    series: int
-    instances: int
-    images: int
-
-
-async def list_studies(platform: Platform, project: str) -> list[StudySummary]:
+async def list_studies(platform: Platform, project: str) -> list[Study]:
     s, se, i, im = tables.studies, tables.series, tables.instances, tables.images
     query = (
         select(
@@ -354,6 +310,12 @@ async def list_studies(platform: Platform, project: str) -> list[StudySummary]:
         for pair in pairs:
             modalities.setdefault(pair.study_id, set()).add(pair.modality)
     return [
-        StudySummary(row.id, sorted(modalities.get(row.id, set())), row.series, row.instances, row.images)
+        Study(
+            id=row.id,
+            modalities=sorted(modalities.get(row.id, set())),
+            series=row.series,
+            instances=row.instances,
+            images=row.images,
+        )
         for row in rows
     ]

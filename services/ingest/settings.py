@@ -2,47 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import select
 
 from medal.db.engine import insert_ignore
 from medal.db.schema import ingest as tables
 from medal.db.schema.base import utcnow
 from medal.platform import Platform
-from services.ingest.deid import DatePolicy, DeidOptions
-from services.ingest.raster import Window
+from services.ingest.errors import InvalidWindow
+from services.ingest.schemas import IngestSettings
 
 
-@dataclass(frozen=True)
-class ProjectSettings:
-    date_policy: DatePolicy = "shift"
-    preset: Window | None = None
-
-    @property
-    def deid_options(self) -> DeidOptions:
-        return DeidOptions(dates=self.date_policy)
-
-
-async def project_settings(platform: Platform, project: str) -> ProjectSettings:
+async def project_settings(platform: Platform, project: str) -> IngestSettings:
     async with platform.db.connect() as conn:
         row = (
             await conn.execute(select(tables.project_settings).where(tables.project_settings.c.project == project))
         ).first()
     if row is None:
-        return ProjectSettings()
-    preset = None
-    if row.window_center is not None and row.window_width is not None:
-        preset = Window(float(row.window_center), float(row.window_width))
-    policy: DatePolicy = "remove" if row.date_policy == "remove" else "shift"
-    return ProjectSettings(policy, preset)
+        return IngestSettings()
+    windowed = row.window_center is not None and row.window_width is not None
+    return IngestSettings(
+        date_policy="remove" if row.date_policy == "remove" else "shift",
+        window_center=float(row.window_center) if windowed else None,
+        window_width=float(row.window_width) if windowed else None,
+    )
 
 
-async def save_project_settings(platform: Platform, project: str, settings: ProjectSettings) -> ProjectSettings:
+async def save_project_settings(platform: Platform, project: str, settings: IngestSettings) -> IngestSettings:
+    """Store the project's options; a window needs both its center and its width."""
+    if (settings.window_center is None) != (settings.window_width is None):
+        raise InvalidWindow("give both window_center and window_width, or neither")
     values = {
         "date_policy": settings.date_policy,
-        "window_center": settings.preset.center if settings.preset else None,
-        "window_width": settings.preset.width if settings.preset else None,
+        "window_center": settings.window_center,
+        "window_width": settings.window_width,
         "updated_at": utcnow(),
     }
     async with platform.db.begin() as conn:

@@ -19,12 +19,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from medal.dependencies import CallerDep, PlatformDep, ProjectPath
 from medal.errors import ApiError
-from services.ingest.api import ProjectName
 from services.ingest.bodies import SPOOL_IN_MEMORY, limited_chunks
 from services.ingest.jobs import Submission
 from services.ingest.parsing import RefusedInstance
-from services.ingest.service import InstanceResult
+from services.ingest.schemas import InstanceResult
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
 DICOM_JSON = "application/dicom+json"
@@ -119,8 +119,9 @@ def _failure(result: InstanceResult) -> dict[str, Any]:
     response_class=JSONResponse,
     responses={202: {"description": "Some failed"}, 409: {"description": "None stored"}, 415: {}, 413: {}},
 )
-async def store_instances(project: ProjectName, request: Request) -> JSONResponse:
-    platform = request.app.state.platform
+async def store_instances(
+    project: ProjectPath, request: Request, platform: PlatformDep, caller: CallerDep
+) -> JSONResponse:
     boundary = _media(request)
     parts = _Parts()
     parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]  # a TypedDict of callables
@@ -130,7 +131,7 @@ async def store_instances(project: ProjectName, request: Request) -> JSONRespons
         parser.finalize()
         if not parts.files:
             raise ApiError(400, "bad-multipart", "the body holds no parts")
-        submission = Submission(platform, project, "stow")
+        submission = Submission(platform, project, "stow", caller.id)
         await submission.start()
         not_dicom = RefusedInstance("unsupported_part", "a part is not application/dicom")
         await submission.add_all(

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from proto.topology import SERVICE_QUEUE
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 COMPOSE = ROOT / "deploy" / "compose" / "docker-compose.yml"
@@ -27,13 +29,9 @@ DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 
 SERVICES = ("ingest", "annotation", "trainer", "query", "inference")
 LEARN_SERVICES = ("trainer", "query", "inference")
-QUEUES = {
-    "ingest": "ingest.commands",
-    "annotation": "annotation.events",
-    "trainer": "trainer.commands",
-    "query": "query.commands",
-    "inference": "inference.commands",
-}
+# The services that consume a queue have a worker, scaled on that queue; ingest consumes none.
+QUEUES = SERVICE_QUEUE
+WORKERS = tuple(svc for svc in SERVICES if svc in QUEUES)
 OVERLAYS = ("dev", "prod", "gpu")
 # Overlays that must never carry secret values (dev may, clearly marked).
 NO_SECRET_VALUES = ("base", "prod", "gpu")
@@ -118,21 +116,27 @@ def test_overlay_renders(target: str) -> None:
 
 
 @pytest.mark.parametrize("target", OVERLAYS)
-def test_every_service_has_api_worker_service_hpa_pdb_scaledobject(target: str) -> None:
+def test_every_service_has_api_service_hpa_pdb_and_each_consumer_a_worker_and_scaledobject(target: str) -> None:
     docs = render(target)
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
     for svc in SERVICES:
         api = by_name(docs, "Deployment", f"medal-{svc}-api")
-        worker = by_name(docs, "Deployment", f"medal-{svc}-worker")
         assert api["spec"]["template"]["spec"]["containers"][0]["args"] == ["serve", svc]
-        assert worker["spec"]["template"]["spec"]["containers"][0]["args"] == ["worker", svc]
-        assert component(api) == "api" and component(worker) == "worker"
+        assert component(api) == "api"
         by_name(docs, "Service", f"medal-{svc}")
         hpa = by_name(docs, "HorizontalPodAutoscaler", f"medal-{svc}-api")
         assert hpa["spec"]["scaleTargetRef"]["name"] == f"medal-{svc}-api"
         assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
         by_name(docs, "PodDisruptionBudget", f"medal-{svc}-api")
-        scaled = by_name(docs, "ScaledObject", f"medal-{svc}-worker")
-        assert scaled["spec"]["scaleTargetRef"]["name"] == f"medal-{svc}-worker"
+        if svc in WORKERS:
+            worker = by_name(docs, "Deployment", f"medal-{svc}-worker")
+            assert worker["spec"]["template"]["spec"]["containers"][0]["args"] == ["worker", svc]
+            assert component(worker) == "worker"
+            scaled = by_name(docs, "ScaledObject", f"medal-{svc}-worker")
+            assert scaled["spec"]["scaleTargetRef"]["name"] == f"medal-{svc}-worker"
+        else:  # `medal worker ingest` exits 2: a worker Deployment would crash-loop
+            leftovers = {(kind, name) for kind, name in names if name.startswith(f"medal-{svc}-worker")}
+            assert not leftovers, leftovers
         # Learning services run on the PyTorch image, the others on the small one.
         image = api["spec"]["template"]["spec"]["containers"][0]["image"]
         expected = "medal-learn" if svc in LEARN_SERVICES else "medal-api"
@@ -202,7 +206,7 @@ def test_workers_have_exec_heartbeat_liveness_and_a_tmp_emptydir(target: str) ->
     assert len(config) == 1
     assert config[0]["data"]["MEDAL_WORKER_HEARTBEAT_FILE"] == "/tmp/heartbeat"
     workers = [(d, p) for d, p in workloads(docs) if component(d) == "worker"]
-    assert len(workers) == len(SERVICES)
+    assert len(workers) == len(WORKERS)
     for doc, pod in workers:
         (c,) = pod["containers"]
         command = " ".join(c["livenessProbe"]["exec"]["command"])
@@ -216,7 +220,7 @@ def test_workers_have_exec_heartbeat_liveness_and_a_tmp_emptydir(target: str) ->
 @pytest.mark.parametrize("target", OVERLAYS)
 def test_bus_prefetch_bounded_and_one_for_gpu_work(target: str) -> None:
     docs = render(target)
-    for svc in SERVICES:
+    for svc in WORKERS:
         worker = by_name(docs, "Deployment", f"medal-{svc}-worker")
         env = {e["name"]: e for e in worker["spec"]["template"]["spec"]["containers"][0]["env"]}
         prefetch = int(env["MEDAL_BUS_PREFETCH"]["value"])
@@ -228,7 +232,7 @@ def test_worker_grace_periods_cover_in_flight_work(target: str) -> None:
     docs = render(target)
     trainer = by_name(docs, "Deployment", "medal-trainer-worker")
     assert trainer["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 300
-    for svc in SERVICES:
+    for svc in WORKERS:
         worker = by_name(docs, "Deployment", f"medal-{svc}-worker")
         assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 30
 
@@ -286,7 +290,7 @@ def test_cpu_only_overlays_request_no_gpu(target: str) -> None:
 def test_keda_rabbitmq_triggers_use_the_management_api(target: str) -> None:
     docs = render(target)
     scaled = of_kind(docs, "ScaledObject")
-    assert len(scaled) == len(SERVICES)
+    assert len(scaled) == len(WORKERS)
     auth_names = {d["metadata"]["name"] for d in of_kind(docs, "TriggerAuthentication")}
     for obj in scaled:
         svc = obj["metadata"]["name"].removeprefix("medal-").removesuffix("-worker")
@@ -361,7 +365,7 @@ def test_no_secret_values_in_base_or_prod(target: str) -> None:
 def test_each_service_uses_its_own_credentials(target: str) -> None:
     docs = render(target)
     for svc in SERVICES:
-        for role in ("api", "worker"):
+        for role in ("api", "worker") if svc in WORKERS else ("api",):
             c = by_name(docs, "Deployment", f"medal-{svc}-{role}")["spec"]["template"]["spec"]["containers"][0]
             refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in c["env"] if "valueFrom" in e}
             for setting in (
@@ -389,12 +393,15 @@ def test_dev_secrets_are_generated_for_every_reference() -> None:
 # --------------------------------------------------------------------------- compose, Dockerfile
 
 
-def test_compose_defines_the_ten_processes_migrate_and_dependencies() -> None:
+def test_compose_defines_the_apis_the_consumers_workers_migrate_and_dependencies() -> None:
     compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
     for svc in SERVICES:
         assert services[f"{svc}-api"]["command"] == ["serve", svc]
-        assert services[f"{svc}-worker"]["command"] == ["worker", svc]
+        if svc in WORKERS:
+            assert services[f"{svc}-worker"]["command"] == ["worker", svc]
+        else:
+            assert f"{svc}-worker" not in services, f"{svc} consumes no messages: no worker"
         image = services[f"{svc}-api"]["image"]
         assert image.startswith("medal-learn" if svc in LEARN_SERVICES else "medal-api"), image
     assert services["migrate"]["command"] == ["migrate"]

@@ -169,13 +169,18 @@ def test_quarantined_instances_wait_for_release(base: str, client: httpx.Client)
     assert len(waiting) == 2 and all(item["reason"] for item in waiting)
     first = waiting[0]["instance_id"]
     released = client.post(f"{base}/ingest/v1/projects/review/quarantine/{first}/release").json()
-    assert released == {"instance_id": first, "released_images": 1}
+    assert released == {"instance_id": first, "released_images": 1, "released_by": "local"}
     wait_for(lambda: image_page(client, base, "review")["total"] == 2)
     again = client.post(f"{base}/ingest/v1/projects/review/quarantine/{first}/release").json()
     assert again["released_images"] == 0
     assert len(client.get(f"{base}/ingest/v1/projects/review/quarantine").json()["instances"]) == 1
-    missing = client.post(f"{base}/ingest/v1/projects/review/quarantine/nope/release")
-    assert missing.status_code == 404
+    unknown = "00000000-0000-4000-8000-000000000000"
+    missing = client.post(f"{base}/ingest/v1/projects/review/quarantine/{unknown}/release")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "instance-not-found"
+    elsewhere = client.post(f"{base}/ingest/v1/projects/other/quarantine/{waiting[1]['instance_id']}/release")
+    assert elsewhere.status_code == 404 and elsewhere.json()["error"]["code"] == "instance-not-found"
+    malformed = client.post(f"{base}/ingest/v1/projects/review/quarantine/nope/release")
+    assert malformed.status_code == 422 and malformed.json()["error"]["details"][0]["field"] == "path.instance_id"
 
 
 def test_jobs_can_be_polled_and_resubmission_is_harmless(base: str, client: httpx.Client) -> None:
@@ -186,7 +191,10 @@ def test_jobs_can_be_polled_and_resubmission_is_harmless(base: str, client: http
     assert first["results"][0]["image_ids"] == second["results"][0]["image_ids"]
     job = client.get(f"{base}/ingest/v1/jobs/{first['job']['id']}").json()
     assert job["job"]["accepted"] == 1 and job["results"][0]["image_ids"] == first["results"][0]["image_ids"]
-    assert client.get(f"{base}/ingest/v1/jobs/unknown").status_code == 404
+    assert job["job"]["submitted_by"] == first["job"]["submitted_by"] == "local"  # the caller, never the body
+    missing = client.get(f"{base}/ingest/v1/jobs/00000000-0000-4000-8000-000000000000")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "job-not-found"
+    assert client.get(f"{base}/ingest/v1/jobs/unknown").status_code == 422
 
 
 def test_project_settings_choose_dates_and_window(base: str, client: httpx.Client, tmp_path: Path) -> None:
@@ -195,4 +203,4 @@ def test_project_settings_choose_dates_and_window(base: str, client: httpx.Clien
     assert client.put(f"{base}/ingest/v1/projects/window/settings", json=chosen).json() == chosen
     assert client.get(f"{base}/ingest/v1/projects/window/settings").json() == chosen
     half = client.put(f"{base}/ingest/v1/projects/window/settings", json={"window_center": 40.0})
-    assert half.status_code == 422
+    assert half.status_code == 422 and half.json()["error"]["code"] == "invalid-window"

@@ -26,7 +26,7 @@ async def test_every_sample_file_has_its_recorded_outcome(platform: Platform) ->
     with (root / "manifest.csv").open(newline="") as manifest:
         paths = [row["path"] for row in csv.DictReader(manifest)]
     assert len(paths) == 505
-    submission = Submission(platform, "samples", "upload")
+    submission = Submission(platform, "samples", "upload", "local")
     await submission.start()
     observed: list[dict[str, str]] = []
     for path in paths:
@@ -34,7 +34,7 @@ async def test_every_sample_file_has_its_recorded_outcome(platform: Platform) ->
         observed.append(
             {"path": path, "outcome": result.outcome, "code": result.code or "", "images": str(len(result.image_ids))}
         )
-    job = await submission.finish()
+    job = (await submission.finish()).job
     assert job.total == 505 and job.accepted + job.quarantined + job.duplicates + job.refused == 505
     refused_without_reason = [row["path"] for row in observed if row["outcome"] == "refused" and not row["code"]]
     assert refused_without_reason == []

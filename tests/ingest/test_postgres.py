@@ -18,8 +18,8 @@ from medal.settings import Settings
 from services.ingest.jobs import Submission, get_job
 from services.ingest.parsing import RefusedInstance
 from services.ingest.quarantine import list_quarantined, release_instance
-from services.ingest.raster import Window
-from services.ingest.settings import ProjectSettings, project_settings, save_project_settings
+from services.ingest.schemas import IngestSettings
+from services.ingest.settings import project_settings, save_project_settings
 from tests.ingest.conftest import ct_dataset, encode
 
 pytestmark = pytest.mark.integration
@@ -47,11 +47,13 @@ def variant(number: int, **attributes: object) -> bytes:
 
 
 async def test_jobs_quarantine_and_settings_on_postgresql(pg_platform: Platform) -> None:
-    await save_project_settings(pg_platform, "pg", ProjectSettings("remove", Window(40, 400)))
-    await save_project_settings(pg_platform, "pg", ProjectSettings("shift", Window(50, 350)))
-    assert await project_settings(pg_platform, "pg") == ProjectSettings("shift", Window(50, 350))
+    chosen = IngestSettings(date_policy="shift", window_center=50, window_width=350)
+    first = IngestSettings(date_policy="remove", window_center=40, window_width=400)
+    await save_project_settings(pg_platform, "pg", first)
+    await save_project_settings(pg_platform, "pg", chosen)
+    assert await project_settings(pg_platform, "pg") == chosen
 
-    submission = Submission(pg_platform, "pg", "upload")
+    submission = Submission(pg_platform, "pg", "upload", "key-uploader")
     await submission.start()
     items: list[tuple[bytes | None, RefusedInstance | None]] = [
         (variant(1), None),
@@ -62,10 +64,11 @@ async def test_jobs_quarantine_and_settings_on_postgresql(pg_platform: Platform)
         *[(variant(10 + n), None) for n in range(20)],
     ]
     await submission.add_all(items)
-    job = await submission.finish()
+    job = (await submission.finish()).job
     assert (job.accepted, job.duplicates, job.quarantined, job.refused, job.total) == (21, 1, 1, 2, 25)
     polled = await get_job(pg_platform, job.id)
-    assert polled is not None and [r.outcome for r in polled.results[:5]] == [
+    assert polled.job.submitted_by == "key-uploader"
+    assert [r.outcome for r in polled.results[:5]] == [
         "accepted",
         "duplicate",
         "quarantined",
@@ -79,6 +82,13 @@ async def test_jobs_quarantine_and_settings_on_postgresql(pg_platform: Platform)
     assert events == 22 + 1  # one image.ingested per stored frame, one ingest-job.completed
 
     (waiting,) = await list_quarantined(pg_platform, "pg")
-    assert await release_instance(pg_platform, "pg", waiting.instance_id, "tester") == 1
+    released = await release_instance(pg_platform, "pg", waiting.instance_id, "key-reviewer")
+    assert (released.released_images, released.released_by) == (1, "key-reviewer")
     assert await list_quarantined(pg_platform, "pg") == []
-    assert await release_instance(pg_platform, "pg", waiting.instance_id, "tester") == 0
+    again = await release_instance(pg_platform, "pg", waiting.instance_id, "key-other")
+    assert (again.released_images, again.released_by) == (0, "key-reviewer")  # the first release stands
+    async with pg_platform.db.connect() as conn:
+        released_by = await conn.scalar(
+            select(tables.instances.c.released_by).where(tables.instances.c.id == waiting.instance_id)
+        )
+    assert released_by == "key-reviewer"

@@ -81,6 +81,7 @@ jobs = Table(
     Column("id", UUID_STR, primary_key=True),
     Column("project", String(63), nullable=False, index=True),
     Column("source", String(16), nullable=False, comment="upload, zip, stow or cli"),
+    Column("submitted_by", String(64), nullable=True, comment="The authenticated caller (null: before 0019)"),
     Column("status", String(16), nullable=False, comment="running or completed"),
     Column("total", Integer, nullable=False),
     Column("accepted", Integer, nullable=False),
