@@ -37,6 +37,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SERVICE = "outage-test"
 MESSAGES = 20
 OUTAGE_SECONDS = 30
+BROKER_OUTAGE_SECONDS = 15
 #: Sixteen tries 0.5 s, 1 s, 2 s, then 4 s apart: more than 40 s of retrying, back within 4 s of the end.
 SCHEDULE = RetrySchedule(attempts=16, initial_seconds=0.5, maximum_seconds=4.0, jitter=0.2)
 
@@ -128,6 +129,39 @@ def count(db: Database, query: Any) -> int:
     return asyncio.run(run())
 
 
+def produce(running: Running, numbers: range) -> None:
+    async def emit_all() -> None:
+        for n in numbers:
+            async with running.platform.unit_of_work(SERVICE) as uow:
+                await uow.emit(image_ingested("outage", n))
+
+    running.call(emit_all())
+
+
+def hold_cut(proxy: TcpProxy, seconds: float) -> None:
+    cut_at = time.monotonic()
+    while time.monotonic() - cut_at < seconds:
+        time.sleep(0.5)
+        proxy.cut()  # connections accepted in a race with the first cut are closed too
+
+
+def assert_each_handled_once(database: Database, bus: RabbitBus, running: Running, expected: int) -> None:
+    per_message = sa.select(effects.c.message_id).group_by(effects.c.message_id).having(sa.func.count() > 1)
+    doubles = sa.select(sa.func.count()).select_from(per_message.subquery())
+    assert count(database, doubles) == 0
+    assert count(database, sa.select(sa.func.count()).select_from(effects)) == expected
+    claims = sa.select(sa.func.count()).select_from(inbox).where(inbox.c.consumer == SERVICE)
+    assert count(database, claims) == expected
+    pending = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+    assert count(database, pending) == 0
+    assert bus.dead_letters(QUEUE) == []
+    assert running.stats.dead_lettered == 0
+
+
+IMAGES = sa.select(sa.func.count()).select_from(effects).where(effects.c.kind == "image")
+EVERYTHING = sa.select(sa.func.count()).select_from(effects)
+
+
 def test_postgres_away_for_30_seconds_loses_nothing_and_handles_everything_once(
     database: Database, postgres_url: str, rabbitmq_server: str, bus_namespace: str, tmp_path: Path
 ) -> None:
@@ -144,37 +178,50 @@ def test_postgres_away_for_30_seconds_loses_nothing_and_handles_everything_once(
         running = Running(Platform.build(settings, [SERVICE], bus=bus))
         running.start()
         try:
-
-            async def produce() -> None:
-                for n in range(MESSAGES):
-                    async with running.platform.unit_of_work(SERVICE) as uow:
-                        await uow.emit(image_ingested("outage", n))
-
-            running.call(produce())
-            images = sa.select(sa.func.count()).select_from(effects).where(effects.c.kind == "image")
-            wait_until(lambda: count(database, images) >= 3, seconds=30)
+            produce(running, range(MESSAGES))
+            wait_until(lambda: count(database, IMAGES) >= 3, seconds=30)
             proxy.cut()
-            cut_at = time.monotonic()
-            handled_at_cut = count(database, images)
+            handled_at_cut = count(database, IMAGES)
             assert handled_at_cut < MESSAGES, "the outage must begin while messages are in flight"
-            while time.monotonic() - cut_at < OUTAGE_SECONDS:
-                time.sleep(0.5)
-                proxy.cut()  # connections accepted in a race with the first cut are closed too
-            assert count(database, images) == handled_at_cut  # nothing got through the cut
+            hold_cut(proxy, OUTAGE_SECONDS)
+            assert count(database, IMAGES) == handled_at_cut  # nothing got through the cut
             proxy.restore()
-            everything = sa.select(sa.func.count()).select_from(effects)
-            wait_until(lambda: count(database, everything) == 2 * MESSAGES, seconds=30)
-            pending = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
-            wait_until(lambda: count(database, pending) == 0, seconds=10)
+            wait_until(lambda: count(database, EVERYTHING) == 2 * MESSAGES, seconds=30)
             time.sleep(1.0)  # a late duplicate would show now
         finally:
             running.stop()
-    per_message = sa.select(effects.c.message_id).group_by(effects.c.message_id).having(sa.func.count() > 1)
-    doubles = sa.select(sa.func.count()).select_from(per_message.subquery())
-    assert count(database, doubles) == 0
-    assert count(database, sa.select(sa.func.count()).select_from(effects)) == 2 * MESSAGES
-    claims = sa.select(sa.func.count()).select_from(inbox).where(inbox.c.consumer == SERVICE)
-    assert count(database, claims) == 2 * MESSAGES
-    assert bus.dead_letters(QUEUE) == []
-    assert running.stats.retried > 0 and running.stats.dead_lettered == 0
+    assert_each_handled_once(database, bus, running, 2 * MESSAGES)
+    assert running.stats.retried > 0  # the handlers did fail during the outage, and were retried
     assert proxy.refused > 0  # the platform did try the database during the outage
+
+
+def test_broker_away_loses_nothing_publishing_and_consuming_resume(
+    database: Database, postgres_url: str, rabbitmq_server: str, bus_namespace: str, tmp_path: Path
+) -> None:
+    amqp = make_url(rabbitmq_server.replace("amqp://", "postgresql://", 1))  # only to read host and port
+    with TcpProxy(amqp.host or "127.0.0.1", amqp.port or 5672) as proxy:
+        proxied = rabbitmq_server.replace(f":{amqp.port or 5672}/", f":{proxy.port}/", 1)
+        settings = Settings(
+            data_dir=tmp_path,
+            database_url=postgres_url,
+            broker_url=proxied,
+            bus_namespace=bus_namespace,
+            outbox_poll_seconds=0.2,
+        )
+        bus = RabbitBus(proxied, namespace=bus_namespace, retry=SCHEDULE, heartbeat_seconds=5)
+        running = Running(Platform.build(settings, [SERVICE], bus=bus))
+        running.start()
+        try:
+            produce(running, range(MESSAGES // 2))
+            wait_until(lambda: count(database, IMAGES) >= 3, seconds=30)
+            proxy.cut()
+            assert count(database, IMAGES) < MESSAGES // 2, "the outage must begin while messages are in flight"
+            produce(running, range(MESSAGES // 2, MESSAGES))  # committed while the broker is away
+            hold_cut(proxy, BROKER_OUTAGE_SECONDS)
+            proxy.restore()
+            wait_until(lambda: count(database, EVERYTHING) == 2 * MESSAGES, seconds=40)
+            time.sleep(1.0)
+        finally:
+            running.stop()
+    assert_each_handled_once(database, RabbitBus(rabbitmq_server, namespace=bus_namespace), running, 2 * MESSAGES)
+    assert proxy.refused > 0  # relay and consumer did try to reconnect during the outage
