@@ -129,6 +129,20 @@ def count(db: Database, query: Any) -> int:
     return asyncio.run(run())
 
 
+def start_platform(tmp_path: Path, database_url: str, broker_url: str, bus_namespace: str) -> tuple[RabbitBus, Running]:
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        broker_url=broker_url,
+        bus_namespace=bus_namespace,
+        outbox_poll_seconds=0.2,
+    )
+    bus = RabbitBus(broker_url, namespace=bus_namespace, retry=SCHEDULE, heartbeat_seconds=5)
+    running = Running(Platform.build(settings, [SERVICE], bus=bus))
+    running.start()
+    return bus, running
+
+
 def produce(running: Running, numbers: range) -> None:
     async def emit_all() -> None:
         for n in numbers:
@@ -167,16 +181,8 @@ def test_postgres_away_for_30_seconds_loses_nothing_and_handles_everything_once(
 ) -> None:
     url = make_url(postgres_url)
     with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
-        settings = Settings(
-            data_dir=tmp_path,
-            database_url=url.set(port=proxy.port).render_as_string(hide_password=False),
-            broker_url=rabbitmq_server,
-            bus_namespace=bus_namespace,
-            outbox_poll_seconds=0.2,
-        )
-        bus = RabbitBus(rabbitmq_server, namespace=bus_namespace, retry=SCHEDULE, heartbeat_seconds=5)
-        running = Running(Platform.build(settings, [SERVICE], bus=bus))
-        running.start()
+        database_url = url.set(port=proxy.port).render_as_string(hide_password=False)
+        bus, running = start_platform(tmp_path, database_url, rabbitmq_server, bus_namespace)
         try:
             produce(running, range(MESSAGES))
             wait_until(lambda: count(database, IMAGES) >= 3, seconds=30)
@@ -201,16 +207,7 @@ def test_broker_away_loses_nothing_publishing_and_consuming_resume(
     amqp = make_url(rabbitmq_server.replace("amqp://", "postgresql://", 1))  # only to read host and port
     with TcpProxy(amqp.host or "127.0.0.1", amqp.port or 5672) as proxy:
         proxied = rabbitmq_server.replace(f":{amqp.port or 5672}/", f":{proxy.port}/", 1)
-        settings = Settings(
-            data_dir=tmp_path,
-            database_url=postgres_url,
-            broker_url=proxied,
-            bus_namespace=bus_namespace,
-            outbox_poll_seconds=0.2,
-        )
-        bus = RabbitBus(proxied, namespace=bus_namespace, retry=SCHEDULE, heartbeat_seconds=5)
-        running = Running(Platform.build(settings, [SERVICE], bus=bus))
-        running.start()
+        _bus, running = start_platform(tmp_path, postgres_url, proxied, bus_namespace)
         try:
             produce(running, range(MESSAGES // 2))
             wait_until(lambda: count(database, IMAGES) >= 3, seconds=30)
