@@ -107,6 +107,9 @@ def build_parser(*, with_simulate: bool = True) -> argparse.ArgumentParser:
     from medal.ingest_cli import register as register_ingest
 
     register_ingest(commands)
+    from medal.dlq_cli import register as register_dlq
+
+    register_dlq(commands)
     if not with_simulate:
         return parser
     try:
@@ -119,7 +122,7 @@ def build_parser(*, with_simulate: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = ("up", "serve", "worker", "migrate", "demo", "export", "models", "ingest")
+_COMMANDS = ("up", "serve", "worker", "migrate", "demo", "export", "models", "ingest", "dlq")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

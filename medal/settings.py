@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ServiceName = Literal["ingest", "annotation", "trainer", "query", "inference"]
@@ -60,7 +60,28 @@ class Settings(BaseSettings):
         description="Prefix of every exchange and queue (tests, tenants).",
     )
     bus_prefetch: int = Field(default=10, ge=1, le=1000)
-    bus_delivery_limit: int = Field(default=5, ge=1, le=100, description="Deliveries before dead-lettering.")
+    bus_delivery_limit: int = Field(
+        default=14,
+        ge=1,
+        le=100,
+        description="Tries of a message that fails for a transient reason before it is dead-lettered. With the "
+        "default back-off (1 s, 2 s, 4 s … 256 s, then 300 s) the 14 tries span about 28 minutes, so an outage "
+        "of a dependency that long loses nothing. Permanent failures (malformed body, unknown type, a permanent "
+        "domain error) are dead-lettered at the first try.",
+    )
+    bus_retry_initial_seconds: float = Field(
+        default=1.0, gt=0, le=3600, description="Back-off after the first failed try; it doubles after each one."
+    )
+    bus_retry_max_seconds: float = Field(
+        default=300.0, gt=0, le=3600, description="Longest back-off between two tries (the doubling stops here)."
+    )
+    bus_retry_jitter: float = Field(
+        default=0.2,
+        ge=0,
+        lt=1,
+        description="Each back-off is shortened at random by up to this fraction, so messages that failed "
+        "together (an outage) do not all come back at once.",
+    )
     bus_heartbeat_seconds: int = Field(default=30, ge=0, le=600)
     outbox_poll_seconds: float = Field(default=0.5, gt=0, le=60)
 
@@ -88,6 +109,14 @@ class Settings(BaseSettings):
     worker_heartbeat_file: Path | None = Field(
         default=None, description="A worker touches this file while its consume loop runs (liveness probe)."
     )
+
+    @field_validator("bus_retry_max_seconds")
+    @classmethod
+    def _retry_delays_ordered(cls, value: float, info: ValidationInfo) -> float:
+        initial = info.data.get("bus_retry_initial_seconds")
+        if initial is not None and value < initial:
+            raise ValueError("must not be below MEDAL_BUS_RETRY_INITIAL_SECONDS")
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -47,7 +47,14 @@ def run_worker(settings: Settings, service: str) -> ConsumerStats:
             heartbeat.touch()
 
     queue = SERVICE_QUEUE[service]
-    log.info("%s worker consuming %s", service, queue)
+    retry = platform.bus.retry
+    log.info(
+        "%s worker consuming %s (a failing message gets %d tries over about %.0f min, then the dead-letter queue)",
+        service,
+        queue,
+        retry.attempts,
+        retry.total_seconds() / 60,
+    )
     try:
         stats = platform.bus.consume(
             queue,

@@ -9,6 +9,8 @@ from medal.bus.base import (
     DeadLetter,
     Handler,
     PermanentFailure,
+    RetrySchedule,
+    UnknownDeadLetter,
     UnroutableMessage,
 )
 from medal.settings import Settings
@@ -20,13 +22,13 @@ def build_bus(settings: Settings) -> Bus:
 
         return RabbitBus(
             settings.broker_url,
-            delivery_limit=settings.bus_delivery_limit,
+            retry=RetrySchedule.from_settings(settings),
             heartbeat_seconds=settings.bus_heartbeat_seconds,
             namespace=settings.bus_namespace,
         )
     from medal.bus.inprocess import InProcessBus
 
-    return InProcessBus(delivery_limit=settings.bus_delivery_limit)
+    return InProcessBus(retry=RetrySchedule.from_settings(settings))
 
 
 __all__ = [
@@ -36,6 +38,8 @@ __all__ = [
     "DeadLetter",
     "Handler",
     "PermanentFailure",
+    "RetrySchedule",
+    "UnknownDeadLetter",
     "UnroutableMessage",
     "build_bus",
 ]

@@ -1,8 +1,9 @@
 """An in-process bus with RabbitMQ's semantics, for embedded mode and tests.
 
-Same topology (proto.topology), same rules: at-least-once delivery, explicit acks, redelivery with
-a delivery count, dead-letter queues, prefetch. Messages live in memory: in embedded mode the
-outbox table is the durable record (see docs/adr/0002-queue-topology.md).
+Same topology (proto.topology), same rules: at-least-once delivery, explicit acks, retries on the
+same :class:`RetrySchedule` (a waiting message holds no prefetch slot), dead-letter queues,
+prefetch. Messages live in memory: in embedded mode the outbox table is the durable record (see
+docs/adr/0002-queue-topology.md), and the dead letters live in the running `medal up` process.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from medal.bus.base import (
     Bus,
@@ -21,9 +23,12 @@ from medal.bus.base import (
     Disposition,
     Handler,
     Outcome,
+    RetrySchedule,
+    UnknownDeadLetter,
     UnroutableMessage,
+    check_queue,
+    give_up_reason,
     log_dead_letter,
-    retry_delay_seconds,
     run_handler,
 )
 from proto import topology
@@ -40,13 +45,12 @@ class _Delivery:
 
 
 class InProcessBus(Bus):
-    def __init__(self, *, delivery_limit: int = 5, grace_seconds: float = 30.0) -> None:
-        self.delivery_limit = delivery_limit
+    def __init__(self, *, retry: RetrySchedule | None = None, grace_seconds: float = 30.0) -> None:
+        self.retry = retry or RetrySchedule()
         self.grace_seconds = grace_seconds
         self._lock = threading.Condition()
         self._queues: dict[str, deque[_Delivery]] = {queue: deque() for queue in topology.QUEUES}
         self._dead: dict[str, list[DeadLetter]] = {queue: [] for queue in topology.QUEUES}
-        self.published = 0
 
     def publish(self, envelope: Envelope) -> None:
         targets = topology.queues_for(envelope.type)
@@ -60,7 +64,6 @@ class InProcessBus(Bus):
         with self._lock:
             for queue in queues:
                 self._queues[queue].append(_Delivery(body, message_id, message_type))
-            self.published += 1
             self._lock.notify_all()
 
     def depth(self, queue: str) -> int:
@@ -79,20 +82,27 @@ class InProcessBus(Bus):
 
     def _settle(self, queue: str, delivery: _Delivery, outcome: Outcome, stats: ConsumerStats) -> None:
         with self._lock:
+            tries = delivery.delivery_count
             if outcome.disposition is Disposition.ACK:
                 stats.acked += 1
-            elif outcome.disposition is Disposition.RETRY and delivery.delivery_count < self.delivery_limit:
+            elif outcome.disposition is Disposition.RETRY and self.retry.should_retry(tries):
                 stats.retried += 1
-                delivery.not_before = time.monotonic() + retry_delay_seconds(delivery.delivery_count)
+                delivery.not_before = time.monotonic() + self.retry.delay(tries)
                 self._queues[queue].append(delivery)
             else:
-                reason = outcome.reason
-                if outcome.disposition is Disposition.RETRY:
-                    reason = f"delivery limit {self.delivery_limit} reached; last error {outcome.reason}"
+                reason = give_up_reason(outcome, self.retry)
                 stats.dead_lettered += 1
                 log_dead_letter(queue, Outcome(Disposition.DEAD_LETTER, reason, outcome.message_id))
                 self._dead[queue].append(
-                    DeadLetter(queue, outcome.message_id, delivery.message_type, reason, delivery.body)
+                    DeadLetter(
+                        queue,
+                        outcome.message_id,
+                        delivery.message_type,
+                        reason,
+                        delivery.body,
+                        attempts=tries,
+                        dead_lettered_at=datetime.now(UTC),
+                    )
                 )
             self._lock.notify_all()
 
@@ -106,8 +116,7 @@ class InProcessBus(Bus):
         prefetch: int = 1,
         on_tick: Callable[[], None] | None = None,
     ) -> ConsumerStats:
-        if queue not in self._queues:
-            raise ValueError(f"unknown queue {queue!r}")
+        check_queue(queue, self._queues)
         stats = ConsumerStats()
         in_flight: dict[int, _Delivery] = {}
         last_tick = 0.0
@@ -140,7 +149,7 @@ class InProcessBus(Bus):
                     return  # already handed back at shutdown
             self._settle(queue, delivery, outcome, stats)
 
-        run_handler(delivery.body, handlers, loop, done)
+        run_handler(delivery.body, handlers, loop, done, tries=delivery.delivery_count)
 
     def _drain(self, queue: str, in_flight: dict[int, _Delivery]) -> None:
         """Wait for in-flight work, then hand back what did not finish (as a closed channel would)."""
@@ -154,8 +163,24 @@ class InProcessBus(Bus):
             self._lock.notify_all()
 
     def dead_letters(self, queue: str) -> list[DeadLetter]:
+        check_queue(queue, self._dead)
         with self._lock:
             return list(self._dead[queue])
+
+    def replay(self, queue: str, message_ids: Collection[str] | None = None) -> list[DeadLetter]:
+        check_queue(queue, self._dead)
+        with self._lock:
+            letters = self._dead[queue]
+            if message_ids is not None:
+                unknown = set(message_ids) - {letter.message_id for letter in letters}
+                if unknown:
+                    raise UnknownDeadLetter(f"not dead-lettered in {queue}: {', '.join(sorted(unknown))}")
+            chosen = [letter for letter in letters if message_ids is None or letter.message_id in message_ids]
+            for letter in chosen:
+                letters.remove(letter)
+                self._queues[queue].append(_Delivery(letter.body, letter.message_id or "?", letter.message_type or "?"))
+            self._lock.notify_all()
+        return chosen
 
     def check(self) -> None:
         return None

@@ -1,10 +1,11 @@
 """The bus on RabbitMQ through pika.
 
-Durable quorum queues with an explicit delivery limit and a dead-letter queue each, persistent
-messages, publisher confirms with ``mandatory``, manual acks and prefetch. pika connections are
-not thread-safe: publishing uses one connection per thread, and a consumer keeps its connection
-on the thread that called :meth:`RabbitBus.consume` while handlers run on an asyncio loop in
-another thread; their acks come back through ``add_callback_threadsafe`` so heartbeats keep
+Durable quorum queues with retry queues and a dead-letter queue each (medal.bus.rabbitmq_topology),
+persistent messages, publisher confirms with ``mandatory``, manual acks and prefetch. A failed
+delivery is re-published to a retry queue (confirmed) and then acked, so its back-off holds nothing.
+pika connections are not thread-safe: publishing uses one connection per thread, and a consumer
+keeps its connection on the thread that called :meth:`RabbitBus.consume` while handlers run on an
+asyncio loop in another thread; their acks come back through ``add_callback_threadsafe`` so heartbeats keep
 flowing however long a handler runs (docs/adr/0001-pika-threading.md).
 """
 
@@ -16,7 +17,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import pika
@@ -31,11 +32,22 @@ from medal.bus.base import (
     Disposition,
     Handler,
     Outcome,
+    RetrySchedule,
+    UnknownDeadLetter,
     UnroutableMessage,
+    check_queue,
+    give_up_reason,
     log_dead_letter,
-    retry_delay_seconds,
     run_handler,
 )
+from medal.bus.rabbitmq_dead_letters import (
+    ATTEMPTS,
+    copy_properties,
+    dead_letter_headers,
+    fetch_all,
+    tries_so_far,
+)
+from medal.bus.rabbitmq_topology import RabbitTopology, expiration_ms
 from proto import topology
 from proto.envelope import Envelope, encode
 
@@ -51,7 +63,7 @@ class RabbitBus(Bus):
         self,
         url: str,
         *,
-        delivery_limit: int = 5,
+        retry: RetrySchedule | None = None,
         heartbeat_seconds: int = 30,
         grace_seconds: float = 30.0,
         namespace: str = "",
@@ -61,40 +73,19 @@ class RabbitBus(Bus):
         self.parameters.blocked_connection_timeout = 30
         self.parameters.connection_attempts = 1
         self.parameters.socket_timeout = 5
-        self.delivery_limit = delivery_limit
+        self.retry = retry or RetrySchedule()
         self.grace_seconds = grace_seconds
         self.namespace = namespace
+        self.topology = RabbitTopology(namespace, self.retry)
         self._local = threading.local()
 
     # -- names and topology -------------------------------------------------------------------
     def name(self, base: str) -> str:
-        return f"{self.namespace}.{base}" if self.namespace else base
+        return self.topology.name(base)
 
     def declare(self, channel: BlockingChannel) -> None:
-        """Declare the whole topology of proto.topology (idempotent)."""
-        exchange = self.name(topology.EXCHANGE)
-        dlx = self.name(topology.DEAD_LETTER_EXCHANGE)
-        channel.exchange_declare(exchange=exchange, exchange_type="topic", durable=True)
-        channel.exchange_declare(exchange=dlx, exchange_type="direct", durable=True)
-        for base, message_types in topology.QUEUES.items():
-            queue = self.name(base)
-            dead = self.name(topology.dead_letter_queue(base))
-            channel.queue_declare(queue=dead, durable=True, arguments={"x-queue-type": "quorum"})
-            channel.queue_bind(queue=dead, exchange=dlx, routing_key=queue)
-            channel.queue_declare(
-                queue=queue,
-                durable=True,
-                arguments={
-                    "x-queue-type": "quorum",
-                    # Safety net for consumers that crash mid-message; ordinary failures are
-                    # dead-lettered by the consumer itself with a reason after delivery_limit tries.
-                    "x-delivery-limit": self.delivery_limit + 2,
-                    "x-dead-letter-exchange": dlx,
-                    "x-dead-letter-routing-key": queue,
-                },
-            )
-            for message_type in message_types:
-                channel.queue_bind(queue=queue, exchange=exchange, routing_key=message_type)
+        """Declare the whole topology of proto.topology, retry queues included (idempotent)."""
+        self.topology.declare(channel)
 
     def _connect(self) -> BlockingConnection:
         try:
@@ -176,8 +167,7 @@ class RabbitBus(Bus):
         prefetch: int = 1,
         on_tick: Callable[[], None] | None = None,
     ) -> ConsumerStats:
-        if queue not in topology.QUEUES:
-            raise ValueError(f"unknown queue {queue!r}")
+        check_queue(queue, topology.QUEUES)
         stats = ConsumerStats()
         backoff = 0.5
         while not stop.is_set():
@@ -187,7 +177,7 @@ class RabbitBus(Bus):
             except (BusError, *_CONNECTION_ERRORS) as exc:
                 log.warning("consumer of %s lost the broker (%s); reconnecting", queue, type(exc).__name__)
                 stop.wait(backoff)
-                backoff = min(backoff * 2, 15.0)
+                backoff = min(backoff * 2, 5.0)
         return stats
 
     def _consume_connected(
@@ -211,16 +201,19 @@ class RabbitBus(Bus):
 
             def on_message(ch: BlockingChannel, method: Any, properties: Any, body: bytes) -> None:
                 tag = method.delivery_tag
-                attempts = int((properties.headers or {}).get("x-delivery-count", 0)) + 1
+                # A redelivery after a consumer crash counts (x-delivery-count) as well as failed tries.
+                tries = tries_so_far(properties.headers) + 1
                 in_flight.add(tag)
 
                 def done(outcome: Outcome) -> None:
                     try:
-                        connection.add_callback_threadsafe(functools.partial(settle, tag, attempts, body, outcome))
+                        connection.add_callback_threadsafe(
+                            functools.partial(settle, tag, tries, properties, body, outcome)
+                        )
                     except _CONNECTION_ERRORS:
                         log.warning("connection gone before settling a message; it will be redelivered")
 
-                run_handler(body, handlers, loop, done)
+                run_handler(body, handlers, loop, done, tries=tries)
 
             consumer_tag = channel.basic_consume(queue=self.name(queue), on_message_callback=on_message)
             while not stop.is_set():
@@ -245,84 +238,116 @@ class RabbitBus(Bus):
         in_flight: set[int],
         stats: ConsumerStats,
         tag: int,
-        attempts: int,
+        tries: int,
+        properties: Any,
         body: bytes,
         outcome: Outcome,
     ) -> None:
         if outcome.disposition is Disposition.ACK:
             stats.acked += 1
-            channel.basic_ack(tag)
-            in_flight.discard(tag)
-            return
-        if outcome.disposition is Disposition.RETRY and attempts < self.delivery_limit:
-            stats.retried += 1
-
-            def requeue() -> None:
-                if channel.is_open:
-                    channel.basic_nack(tag, requeue=True)
+        elif outcome.disposition is Disposition.RETRY and self.retry.should_retry(tries):
+            if not self._publish_retry(channel, queue, tries, properties, body, outcome):
+                channel.basic_nack(tag, requeue=True)  # counted by x-delivery-count: not forever
                 in_flight.discard(tag)
-
-            channel.connection.call_later(retry_delay_seconds(attempts), requeue)
-            return
-        reason = outcome.reason
-        if outcome.disposition is Disposition.RETRY:
-            reason = f"delivery limit {self.delivery_limit} reached; last error {outcome.reason}"
-        dead = Outcome(Disposition.DEAD_LETTER, reason, outcome.message_id)
-        log_dead_letter(queue, dead)
-        channel.basic_publish(
-            exchange="",
-            routing_key=self.name(topology.dead_letter_queue(queue)),
-            body=body,
-            properties=pika.BasicProperties(
-                delivery_mode=pika.DeliveryMode.Persistent,
-                message_id=outcome.message_id,
-                headers={"x-medal-reason": reason[:500], "x-medal-queue": queue},
-            ),
-            mandatory=True,
-        )
-        stats.dead_lettered += 1
+                return
+            stats.retried += 1
+        else:
+            reason = give_up_reason(outcome, self.retry)
+            log_dead_letter(queue, Outcome(Disposition.DEAD_LETTER, reason, outcome.message_id))
+            channel.basic_publish(
+                exchange="",
+                routing_key=self.name(topology.dead_letter_queue(queue)),
+                body=body,
+                properties=copy_properties(
+                    properties, dead_letter_headers(queue, reason, tries), message_id=outcome.message_id
+                ),
+                mandatory=True,
+            )
+            stats.dead_lettered += 1
         channel.basic_ack(tag)
         in_flight.discard(tag)
 
+    def _publish_retry(
+        self, channel: BlockingChannel, queue: str, tries: int, properties: Any, body: bytes, outcome: Outcome
+    ) -> bool:
+        """Park a failed message in its retry queue (confirmed); False if the broker would not take it."""
+        delay = self.retry.delay(tries)
+        headers = {ATTEMPTS: tries, "x-medal-last-error": outcome.reason[:200]}
+        try:
+            channel.basic_publish(
+                exchange="",
+                routing_key=self.topology.retry_queue_for(queue, tries),
+                body=body,
+                properties=copy_properties(
+                    properties, headers, message_id=outcome.message_id, expiration=expiration_ms(delay)
+                ),
+                mandatory=True,
+            )
+        except (pika.exceptions.UnroutableError, pika.exceptions.NackError):
+            log.warning("retry queue of %s refused message %s; handing it back", queue, outcome.message_id or "?")
+            return False
+        log.info("message %s from %s: try %d failed, next in %.1f s", outcome.message_id or "?", queue, tries, delay)
+        return True
+
     # -- operations ---------------------------------------------------------------------------
     def dead_letters(self, queue: str) -> list[DeadLetter]:
+        check_queue(queue, topology.QUEUES)
+        dlq = self.name(topology.dead_letter_queue(queue))
         connection = self._connect()
-        letters: list[DeadLetter] = []
         try:
-            channel = connection.channel()
-            self.declare(channel)
-            while True:
-                method, properties, body = channel.basic_get(
-                    queue=self.name(topology.dead_letter_queue(queue)), auto_ack=False
-                )
-                if method is None:
-                    break
-                headers = properties.headers or {}
-                letters.append(
-                    DeadLetter(
-                        queue=queue,
-                        message_id=properties.message_id,
-                        message_type=properties.type,
-                        reason=str(headers.get("x-medal-reason", headers.get("x-death", "dead-lettered by broker"))),
-                        body=body,
-                    )
-                )
+            if not self.topology.queue_exists(connection, dlq):
+                return []  # nothing ever declared it, so nothing was dead-lettered
+            return [letter for _tag, _properties, letter in fetch_all(connection.channel(), dlq, queue)]
+        except _CONNECTION_ERRORS as exc:
+            raise BusError(f"reading {dlq} failed: {type(exc).__name__}") from exc
         finally:
-            connection.close()  # unacked gets are returned to the dead-letter queue
-        return letters
+            _close(connection)  # unacked gets are returned to the dead-letter queue
+
+    def replay(self, queue: str, message_ids: Collection[str] | None = None) -> list[DeadLetter]:
+        check_queue(queue, topology.QUEUES)
+        dlq = self.name(topology.dead_letter_queue(queue))
+        connection = self._connect()
+        try:
+            if not self.topology.queue_exists(connection, dlq):
+                fetched = []
+            else:
+                channel = connection.channel()
+                channel.confirm_delivery()
+                fetched = fetch_all(channel, dlq, queue)
+            if message_ids is not None:
+                unknown = set(message_ids) - {letter.message_id for _tag, _props, letter in fetched}
+                if unknown:
+                    raise UnknownDeadLetter(f"not dead-lettered in {queue}: {', '.join(sorted(unknown))}")
+            replayed: list[DeadLetter] = []
+            for tag, properties, letter in fetched:
+                if message_ids is not None and letter.message_id not in message_ids:
+                    continue
+                headers = {"x-medal-replayed-at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                try:
+                    channel.basic_publish(
+                        exchange="",
+                        routing_key=self.name(queue),
+                        body=letter.body,
+                        properties=copy_properties(properties, headers),
+                        mandatory=True,
+                    )
+                except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+                    raise BusError(f"broker refused to replay {letter.message_id} to {queue}") from exc
+                channel.basic_ack(tag)  # only now: the republish is confirmed
+                replayed.append(letter)
+            return replayed
+        except _CONNECTION_ERRORS as exc:
+            raise BusError(f"replaying {dlq} failed: {type(exc).__name__}") from exc
+        finally:
+            _close(connection)
 
     def delete_topology(self) -> None:
         """Remove every queue and exchange of this namespace (tests)."""
         connection = self._connect()
         try:
-            channel = connection.channel()
-            for base in topology.QUEUES:
-                channel.queue_delete(queue=self.name(base))
-                channel.queue_delete(queue=self.name(topology.dead_letter_queue(base)))
-            channel.exchange_delete(exchange=self.name(topology.EXCHANGE))
-            channel.exchange_delete(exchange=self.name(topology.DEAD_LETTER_EXCHANGE))
+            self.topology.delete(connection)
         finally:
-            connection.close()
+            _close(connection)
 
     def check(self) -> None:
         connection = self._connect()
@@ -337,3 +362,9 @@ class RabbitBus(Bus):
 
     def close(self) -> None:
         self._drop_publisher()
+
+
+def _close(connection: BlockingConnection) -> None:
+    if connection.is_open:
+        with contextlib.suppress(*_CONNECTION_ERRORS):
+            connection.close()

@@ -33,8 +33,17 @@ class Database:
             )
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
+            # After an outage: pre-ping replaces every pooled connection the database dropped (a disconnect
+            # error also invalidates the whole pool), and a connect attempt gives up after 10 s instead of
+            # asyncpg's 60 s, so a failing try ends quickly and is retried on the bus's schedule.
             self.engine = create_async_engine(
-                self.url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=10
+                self.url,
+                echo=echo,
+                pool_pre_ping=True,
+                pool_size=5,
+                max_overflow=10,
+                pool_timeout=10,
+                connect_args={"timeout": 10},
             )
 
     @property

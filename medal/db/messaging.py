@@ -63,6 +63,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-relay")
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: True when the last pass stopped because the broker would not take a message.
+        self.broker_unavailable = False
 
     def notify(self) -> None:
         """Ask for a publish pass soon (safe from any thread)."""
@@ -72,6 +74,7 @@ class OutboxRelay:
     async def publish_pending(self, limit: int = 100) -> int:
         """One pass; returns how many messages were published."""
         published = 0
+        self.broker_unavailable = False
         async with self.db.begin() as conn:
             rows = (
                 await conn.execute(
@@ -96,26 +99,43 @@ class OutboxRelay:
                     )
                     continue
                 except BusError as exc:
-                    log.warning("outbox relay cannot publish now (%s); will retry", exc)
+                    log.debug("outbox relay cannot publish now (%s)", exc)
+                    self.broker_unavailable = True
                     break
                 await conn.execute(update(outbox).where(outbox.c.id == row.id).values(sent_at=utcnow()))
                 published += 1
         return published
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Publish until ``stop`` is set; backs off while the broker is away."""
+        """Publish until ``stop`` is set; backs off (up to 5 s) while the database or the broker is away."""
         self._loop = asyncio.get_running_loop()
+        failures = 0
         while not stop.is_set():
+            published = 0
             try:
                 published = await self.publish_pending()
-            except Exception:
-                log.exception("outbox relay pass failed")
-                published = 0
-            if published:
+                problem = "the broker is unavailable" if self.broker_unavailable else None
+            except Exception as exc:
+                problem = f"the database is unavailable ({type(exc).__name__})"
+                if failures == 0:
+                    log.exception("outbox relay pass failed")
+            if problem is None:
+                if failures:
+                    log.info("outbox relay publishing again after %d failed pass(es)", failures)
+                failures = 0
+            else:
+                failures += 1
+                if failures == 1 or failures % 20 == 0:
+                    log.warning("outbox relay cannot publish: %s; retrying with back-off", problem)
+            if published and problem is None:
                 continue
+            wait = self.poll_seconds if failures == 0 else min(5.0, self.poll_seconds * 2 ** min(failures, 10))
             self._wake.clear()
             waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-            await asyncio.wait(waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+            # While failing, a commit's notify() does not cut the back-off short: only stop does.
+            await asyncio.wait(
+                waiters if failures == 0 else waiters[1:], timeout=wait, return_when=asyncio.FIRST_COMPLETED
+            )
             for waiter in waiters:
                 waiter.cancel()
 

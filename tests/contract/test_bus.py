@@ -5,80 +5,32 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Iterator
+from typing import ClassVar
 
 import pytest
 
-from medal.bus import Bus, ConsumerStats, Handler, PermanentFailure, UnroutableMessage
-from medal.bus.inprocess import InProcessBus
+from medal.bus import Bus, ConsumerStats, PermanentFailure, UnroutableMessage
 from medal.bus.rabbitmq import RabbitBus
-from proto import Envelope, ImageIngested, MemberTrained, Message, envelope_for
-from tests.factories import image_ingested
+from proto import Envelope, ImageIngested, Message, envelope_for
+from tests.contract.bus_helpers import QUEUE, consuming, image_event, inject_raw, make_bus, wait_until
 
-QUEUE = "annotation.events"
-
-
-def image_event(n: int = 0) -> Envelope:
-    return envelope_for(image_ingested("bus-test", n), source="ingest")
+__all__ = ["image_event"]  # tests/contract/test_database.py takes it from here
 
 
 @pytest.fixture(params=["inprocess", "rabbitmq"])
 def bus(request: pytest.FixtureRequest) -> Iterator[Bus]:
-    if request.param == "inprocess":
-        yield InProcessBus(delivery_limit=3, grace_seconds=10)
-    else:
-        url = request.getfixturevalue("rabbitmq_server")
-        the_bus = RabbitBus(
-            url,
-            delivery_limit=3,
-            namespace=request.getfixturevalue("bus_namespace"),
-            heartbeat_seconds=2,
-            grace_seconds=10,
-        )
-        yield the_bus
-        the_bus.close()
+    the_bus = make_bus(request, request.param)
+    yield the_bus
+    the_bus.close()
 
 
-def inject_raw(bus: Bus, body: bytes) -> None:
-    if isinstance(bus, InProcessBus):
-        bus.publish_raw([QUEUE], body)
-    else:
-        assert isinstance(bus, RabbitBus)
-        bus.publish_raw(QUEUE, body)
+class _Orphan(Message):
+    """A message type no queue receives (not registered either)."""
 
-
-@contextmanager
-def consuming(bus: Bus, handlers: Mapping[str, Handler], prefetch: int = 1) -> Iterator[dict[str, Any]]:
-    loop = asyncio.new_event_loop()
-    loop_thread = threading.Thread(target=loop.run_forever, daemon=True)
-    loop_thread.start()
-    stop = threading.Event()
-    state: dict[str, Any] = {"stop": stop}
-
-    def run() -> None:
-        state["stats"] = bus.consume(QUEUE, handlers, loop, stop, prefetch=prefetch)
-
-    consumer = threading.Thread(target=run, daemon=True)
-    consumer.start()
-    try:
-        yield state
-    finally:
-        stop.set()
-        consumer.join(timeout=30)
-        loop.call_soon_threadsafe(loop.stop)
-        loop_thread.join(timeout=5)
-        assert not consumer.is_alive(), "consumer did not stop"
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
+    TYPE: ClassVar[str] = "orphan.test.v1"
+    KIND: ClassVar[str] = "event"
+    project: str
 
 
 def test_published_message_is_delivered_and_acked(bus: Bus) -> None:
@@ -111,17 +63,8 @@ def test_message_published_before_consumer_starts_is_kept(bus: Bus) -> None:
 
 
 def test_unroutable_type_is_refused_at_publish(bus: Bus) -> None:
-    digest = "0" * 64
-    orphan = MemberTrained(
-        project="p",
-        round_id=uuid.uuid4(),
-        member_index=0,
-        weights_key=f"weights/{digest}.pt",
-        weights_sha256=digest,
-        validation_dice=0.5,
-    )
-    with pytest.raises(UnroutableMessage, match=MemberTrained.TYPE):
-        bus.publish(envelope_for(orphan, source="trainer"))
+    with pytest.raises(UnroutableMessage, match=_Orphan.TYPE):
+        bus.publish(envelope_for(_Orphan(project="p"), source="trainer"))
 
 
 @pytest.mark.parametrize(
@@ -185,7 +128,8 @@ def test_always_failing_message_is_dead_lettered_after_the_limit(bus: Bus) -> No
     assert len(attempts) == 3  # the delivery limit
     letter = bus.dead_letters(QUEUE)[0]
     assert letter.message_id == str(envelope.id)
-    assert "delivery limit 3" in letter.reason
+    assert "delivery limit 3" in letter.reason and "RuntimeError" in letter.reason
+    assert letter.attempts == 3 and letter.dead_lettered_at is not None
 
 
 def test_permanent_failure_is_dead_lettered_at_once(bus: Bus) -> None:
@@ -199,7 +143,8 @@ def test_permanent_failure_is_dead_lettered_at_once(bus: Bus) -> None:
     with consuming(bus, {ImageIngested.TYPE: refuses}):
         wait_until(lambda: len(bus.dead_letters(QUEUE)) == 1)
     assert len(attempts) == 1
-    assert "project was deleted" in bus.dead_letters(QUEUE)[0].reason
+    letter = bus.dead_letters(QUEUE)[0]
+    assert "project was deleted" in letter.reason and letter.attempts == 1
 
 
 def test_message_without_handler_on_this_queue_is_dead_lettered(bus: Bus) -> None:
@@ -236,7 +181,7 @@ def test_stop_lets_the_in_flight_message_finish(bus: Bus) -> None:
 
 def test_rabbitmq_handler_longer_than_heartbeat_keeps_connection(rabbitmq_server: str, bus_namespace: str) -> None:
     """Handlers run off the pika thread, so heartbeats flow while they work (heartbeat 2 s, work 7 s)."""
-    bus = RabbitBus(rabbitmq_server, namespace=bus_namespace, heartbeat_seconds=2, delivery_limit=3)
+    bus = RabbitBus(rabbitmq_server, namespace=bus_namespace, heartbeat_seconds=2)
     done: list[str] = []
 
     async def long_work(envelope: Envelope, message: Message) -> None:
