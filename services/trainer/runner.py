@@ -129,7 +129,12 @@ class JobRunner:
     async def run_job(self, job: ClaimedJob, stop: asyncio.Event) -> str:
         """Train, store and record one claimed member; returns what happened (for logs and tests)."""
         log.info(
-            "%s trains member %d of round %s (attempt %d)", self.owner, job.member_index, job.round_id, job.attempts
+            "%s trains member %d of round %s (round attempt %d, claim %d)",
+            self.owner,
+            job.member_index,
+            job.round_id,
+            job.round_attempt,
+            job.attempts,
         )
         db, store = self.platform.db, self.platform.store
         r = tables.rounds

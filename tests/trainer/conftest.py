@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from sqlalchemy import select
 
 from medal.bus.inprocess import InProcessBus
-from medal.db.schema import messaging
 from medal.db.migrate import upgrade
+from medal.db.schema import messaging
 from medal.platform import Platform
 from medal.settings import Settings
 from medal.storage import ObjectStore
