@@ -24,23 +24,15 @@ from medal.platform import Platform
 from medal.unit_of_work import UnitOfWork
 from proto.loop import ModelTrained, TrainingSpec
 from services.trainer import registry
-from services.trainer.jobs import ClaimedJob, finish_job, lock_round
+from services.trainer.jobs import ClaimedJob, StoredMember, finish_job, lock_round
 from services.trainer.schemas import MemberInfo
 from services.trainer.states import DONE, ROUND_TRAINED, SOURCE
+
+__all__ = ["Recorded", "StoredMember", "record_member"]
 
 log = logging.getLogger("medal.trainer")
 
 NAMESPACE = uuid.UUID("a3b5d7e9-1c2e-4f60-8a9b-0d1e2f3a4b5c")
-
-
-@dataclass(frozen=True)
-class StoredMember:
-    weights_key: str
-    weights_sha256: str
-    validation_dice: float
-    epochs: int
-    train_seconds: float
-    loss: float | None = None  # training loss of the last epoch
 
 
 @dataclass(frozen=True)
@@ -69,18 +61,7 @@ async def _record_once(platform: Platform, job: ClaimedJob, member: StoredMember
     async with platform.unit_of_work(SOURCE) as uow:
         if not await lock_round(uow.conn, job, now):
             return Recorded(accepted=False)
-        finished = await finish_job(
-            uow.conn,
-            job,
-            weights_key=member.weights_key,
-            weights_sha256=member.weights_sha256,
-            validation_dice=member.validation_dice,
-            train_seconds=member.train_seconds,
-            epochs=member.epochs,
-            loss=member.loss,
-            now=now,
-        )
-        if not finished:
+        if not await finish_job(uow.conn, job, member, now):
             return Recorded(accepted=False)
         round_row = (await uow.conn.execute(select(r).where(r.c.id == job.round_id))).one()
         version = await _register_when_complete(uow, round_row, now)

@@ -34,6 +34,7 @@ __all__ = [
     "ClaimedJob",
     "LeasePolicy",
     "Progress",
+    "StoredMember",
     "claim_next_job",
     "current_attempt_jobs",
     "fail_job",
@@ -67,6 +68,18 @@ class ClaimedJob:
     seed: int
     token: str
     attempts: int
+
+
+@dataclass(frozen=True)
+class StoredMember:
+    """A trained member's weights in object storage and how its training went."""
+
+    weights_key: str
+    weights_sha256: str
+    validation_dice: float
+    epochs: int
+    train_seconds: float
+    loss: float | None = None  # training loss of the last epoch
 
 
 @dataclass(frozen=True)
@@ -257,30 +270,19 @@ async def _fail(
     return True
 
 
-async def finish_job(
-    conn: AsyncConnection,
-    job: ClaimedJob,
-    *,
-    weights_key: str,
-    weights_sha256: str,
-    validation_dice: float,
-    train_seconds: float,
-    epochs: int,
-    loss: float | None = None,
-    now: datetime | None = None,
-) -> bool:
+async def finish_job(conn: AsyncConnection, job: ClaimedJob, member: StoredMember, now: datetime) -> bool:
     """Record the member's result inside the caller's transaction, only if this worker holds the lease."""
-    final_progress = {"loss": loss} if loss is not None else {}
+    final_progress = {"loss": member.loss} if member.loss is not None else {}
     values = _lease_ended(
         DONE,
         None,
-        weights_key=weights_key,
-        weights_sha256=weights_sha256,
-        validation_dice=validation_dice,
-        train_seconds=train_seconds,
-        epoch=epochs,
+        weights_key=member.weights_key,
+        weights_sha256=member.weights_sha256,
+        validation_dice=member.validation_dice,
+        train_seconds=member.train_seconds,
+        epoch=member.epochs,
         eta_seconds=0.0,
-        finished_at=now or utcnow(),
+        finished_at=now,
         **final_progress,
     )
     result = await conn.execute(update(tables.jobs).where(_held(job)).values(**values))

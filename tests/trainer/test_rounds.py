@@ -163,10 +163,10 @@ async def test_a_repeat_about_a_known_round_changes_nothing(platform: Platform, 
     assert await rows(platform, tables.rounds) == before
     assert await count(platform, tables.jobs) == 2
 
-    round_id, _ = await fail_by_bad_data(platform)  # a failed round at attempt 1
-    failed = await rows(platform, tables.rounds, tables.rounds.c.id == round_id)
-    repeat, _ = round_completed(platform.store, round_id=uuid.UUID(round_id), attempt=1)
+    failed_id, _ = await fail_by_bad_data(platform)  # a failed round at attempt 1
+    failed = await rows(platform, tables.rounds, tables.rounds.c.id == failed_id)
+    repeat, _ = round_completed(platform.store, round_id=uuid.UUID(failed_id), attempt=1)
     await deliver(platform, repeat)
-    assert await rows(platform, tables.rounds, tables.rounds.c.id == round_id) == failed
-    assert await count(platform, tables.jobs, tables.jobs.c.round_id == round_id) == 2
+    assert await rows(platform, tables.rounds, tables.rounds.c.id == failed_id) == failed
+    assert await count(platform, tables.jobs, tables.jobs.c.round_id == failed_id) == 2
     assert len(await outbox_messages(platform, "round.failed.v1")) == 1

@@ -2,6 +2,8 @@
 
 See docs/adr/0020-active-learning-loop-across-services.md: a job is claimed with a compare-and-set
 on its lease, heartbeated while it trains, and finished only by the holder of the current lease.
+A round that fails keeps its reason; a person's retry raises its ``attempt`` and adds that
+attempt's jobs beside the failed ones (services/trainer/states.py lists the states).
 """
 
 from sqlalchemy import (
