@@ -17,7 +17,7 @@ from medal.preflight import load_settings
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser("models", help="list, compare, promote or roll back a project's model versions")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="every version with its round, labels, Dice and status")
+    listing = actions.add_parser("list", help="every version with its round, labels, Dice, status and who promoted it")
     compare = actions.add_parser("compare", help="two versions side by side")
     compare.add_argument("a", type=int)
     compare.add_argument("b", type=int)
@@ -62,11 +62,15 @@ def _call(client: httpx.Client, method: str, path: str, **params: Any) -> Any:
 def _line(version: dict[str, Any]) -> str:
     return (
         f"{version['version']:>7}  {version['status']:9}  {version['round_number']:>5}  {version['labels']:>6}  "
-        f"{version['validation_dice']:>6.3f}  {len(version['members']):>7}  {version['created_at'][:19]}"
+        f"{version['validation_dice']:>6.3f}  {len(version['members']):>7}  {version['created_at'][:19]}  "
+        f"{version.get('promoted_by') or '-'}"
     )
 
 
-HEADER = f"{'version':>7}  {'status':9}  {'round':>5}  {'labels':>6}  {'dice':>6}  {'members':>7}  created"
+HEADER = (
+    f"{'version':>7}  {'status':9}  {'round':>5}  {'labels':>6}  {'dice':>6}  {'members':>7}  {'created':19}  "
+    "promoted by"
+)
 
 
 def run(args: argparse.Namespace) -> int:

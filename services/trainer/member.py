@@ -22,7 +22,7 @@ from medal.model.preprocess import IN_CHANNELS, ImageDecodeError, load_image, lo
 from medal.model.weights import WeightsError, read_member
 from medal.storage import ObjectNotFound, ObjectStore
 from proto.loop import TrainingSpec
-from proto.manifests import LabelledSet
+from proto.manifests import LabelledItem, LabelledSet
 from services.trainer.committee import bootstrap_resample
 from services.trainer.config import build_training_config
 from services.trainer.training import EpochReport, build_model, train_member
@@ -39,7 +39,14 @@ __all__ = [
 
 
 class BadTrainingData(ValueError):
-    """The labelled set cannot be trained on (missing or unreadable manifest, image or mask)."""
+    """The labelled set cannot be trained on (missing or unreadable manifest, image or mask).
+
+    The text names the image id (never its contents) and says what a person can do about it.
+    """
+
+
+RETRY = "retry the round"
+NEW_MASK = f"submit a new mask for that image and {RETRY}"
 
 
 @dataclass(frozen=True)
@@ -62,31 +69,50 @@ def read_manifest(store: ObjectStore, key: str) -> LabelledSet:
     try:
         return LabelledSet.model_validate_json(store.get(key))
     except ObjectNotFound:
-        raise BadTrainingData(f"labelled set manifest {key} is not in object storage") from None
+        raise BadTrainingData(
+            f"labelled set manifest {key} is not in object storage; {RETRY} (a retry writes a new labelled set)"
+        ) from None
     except ValidationError as exc:
-        raise BadTrainingData(f"labelled set manifest {key} is not a LabelledSet: {exc.error_count()} errors") from None
+        raise BadTrainingData(
+            f"labelled set manifest {key} is not a LabelledSet ({exc.error_count()} errors); {RETRY}"
+        ) from None
+
+
+def _read(store: ObjectStore, key: str, what: str, remedy: str) -> bytes:
+    try:
+        return store.get(key)
+    except ObjectNotFound:
+        raise BadTrainingData(f"{what} ({key}) is not in object storage; {remedy}") from None
+
+
+def _decode_item(store: ObjectStore, item: LabelledItem, spec: TrainingSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """One (image, mask) pair, or :class:`BadTrainingData` saying which image and what is wrong."""
+    reingest = f"ingest the study again or remove the image from the labelled set, then {RETRY}"
+    pixels = _read(store, item.image_key, f"the pixels of image {item.image_id}", reingest)
+    drawn = _read(store, item.mask_key, f"the mask of image {item.image_id}", NEW_MASK)
+    try:
+        image = load_image(pixels, spec.image_size, item.offset)
+    except ImageDecodeError as exc:
+        raise BadTrainingData(f"image {item.image_id} cannot be decoded: {exc}; {reingest}") from None
+    try:
+        mask = load_mask(drawn, spec.image_size)
+    except ImageDecodeError as exc:
+        raise BadTrainingData(f"mask of image {item.image_id} cannot be decoded: {exc}; {NEW_MASK}") from None
+    if int(mask.max()) >= spec.num_classes:
+        raise BadTrainingData(
+            f"mask of image {item.image_id} holds class {int(mask.max())}; the project has {spec.num_classes} "
+            f"classes (0 to {spec.num_classes - 1}): {NEW_MASK}"
+        )
+    return image, mask
 
 
 def load_labelled_set(store: ObjectStore, key: str, spec: TrainingSpec) -> LabelledTensors:
     """Every (image, mask) pair of the manifest at ``key``, preprocessed to the spec's image size."""
     manifest = read_manifest(store, key)
     if not manifest.items:
-        raise BadTrainingData(f"labelled set {key} has no images")
-    images, masks = [], []
-    for item in manifest.items:
-        try:
-            images.append(load_image(store.get(item.image_key), spec.image_size, item.offset))
-            mask = load_mask(store.get(item.mask_key), spec.image_size)
-        except ObjectNotFound as exc:
-            raise BadTrainingData(f"image {item.image_id}: object {exc} is not in object storage") from None
-        except ImageDecodeError as exc:
-            raise BadTrainingData(f"image {item.image_id}: {exc}") from None
-        if int(mask.max()) >= spec.num_classes:
-            raise BadTrainingData(
-                f"mask of image {item.image_id} holds class {int(mask.max())}; the project has {spec.num_classes}"
-            )
-        masks.append(mask)
-    return LabelledTensors(torch.stack(images), torch.stack(masks))
+        raise BadTrainingData(f"labelled set {key} has no images; label at least one image and {RETRY}")
+    pairs = [_decode_item(store, item, spec) for item in manifest.items]
+    return LabelledTensors(torch.stack([image for image, _ in pairs]), torch.stack([mask for _, mask in pairs]))
 
 
 def warm_start_state(previous: bytes, spec: TrainingSpec, *, on_gpu: bool) -> dict[str, torch.Tensor] | None:

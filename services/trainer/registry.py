@@ -1,89 +1,43 @@
 """The model registry: one version per trained round, listed, compared, promoted and rolled back.
 
-A version is ``candidate`` when registered, ``current`` while it is the project's model (exactly one
-per project once any is promoted) and ``retired`` after another took its place. A project's first
-version becomes current at once. Promotion and roll-back queue ``model.promoted.v1``.
+The trainer alone decides which version is current. A version is ``candidate`` when registered,
+``current`` while it is the project's model (exactly one per project once any is promoted) and
+``retired`` after another took its place. A new version becomes current as it is registered until
+a person promotes a version or rolls back (``promoted_by`` records who); from then on new versions
+wait as candidates. Every change of the current version queues ``model.promoted.v1``.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from medal.db.messaging import add_to_outbox
 from medal.db.schema import trainer as tables
 from medal.db.schema.base import utcnow
+from medal.domain_errors import Conflict, NotFound
 from medal.platform import Platform
-from proto.envelope import envelope_for
+from medal.unit_of_work import UnitOfWork
 from proto.loop import ModelPromoted
+from services.trainer.schemas import ModelComparison, ModelVersion, ModelVersionList
+from services.trainer.states import SOURCE
 
 CANDIDATE, CURRENT, RETIRED = "candidate", "current", "retired"
-SOURCE = "trainer"
 NAMESPACE = uuid.UUID("0c4e8a2f-7d19-4b6e-a3f5-91d27c6b8e40")
 
 
-class VersionNotFound(LookupError):
-    pass
+class VersionNotFound(NotFound):
+    code = "model-version-not-found"
 
 
-class NothingToRollBackTo(LookupError):
-    pass
-
-
-@dataclass(frozen=True)
-class MemberInfo:
-    member_index: int
-    weights_key: str
-    weights_sha256: str
-    validation_dice: float
-    epochs: int
-    train_seconds: float
-    attempts: int
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    id: str
-    project: str
-    version: int
-    round_id: str
-    round_number: int
-    labels: int
-    labelled_set_key: str
-    validation_dice: float
-    status: str
-    members: list[MemberInfo]
-    training: dict[str, Any]
-    created_at: datetime
-    promoted_at: datetime | None
+class NothingToRollBackTo(Conflict):
+    code = "nothing-to-roll-back-to"
 
 
 def model_version_id(round_id: str) -> str:
     return str(uuid.uuid5(NAMESPACE, f"model-version:{round_id}"))
-
-
-def _version(row: Any) -> ModelVersion:
-    return ModelVersion(
-        id=row.id,
-        project=row.project,
-        version=row.version,
-        round_id=row.round_id,
-        round_number=row.round_number,
-        labels=row.labels,
-        labelled_set_key=row.labelled_set_key,
-        validation_dice=row.validation_dice,
-        status=row.status,
-        members=[MemberInfo(**member) for member in json.loads(row.members)],
-        training=json.loads(row.training),
-        created_at=row.created_at,
-        promoted_at=row.promoted_at,
-    )
 
 
 async def next_version_number(conn: AsyncConnection, project: str) -> int:
@@ -92,71 +46,78 @@ async def next_version_number(conn: AsyncConnection, project: str) -> int:
     return int(highest or 0) + 1
 
 
-async def list_versions(platform: Platform, project: str) -> list[ModelVersion]:
+async def list_versions(platform: Platform, project: str) -> ModelVersionList:
     v = tables.model_versions
     async with platform.db.connect() as conn:
         rows = (await conn.execute(select(v).where(v.c.project == project).order_by(v.c.version))).all()
-    return [_version(row) for row in rows]
+    versions = [ModelVersion.from_row(row) for row in rows]
+    current = next((version.version for version in versions if version.status == CURRENT), None)
+    return ModelVersionList(project=project, current=current, versions=versions)
 
 
 async def get_version(platform: Platform, project: str, version: int) -> ModelVersion:
-    v = tables.model_versions
     async with platform.db.connect() as conn:
-        row = (await conn.execute(select(v).where(v.c.project == project, v.c.version == version))).first()
-    if row is None:
-        raise VersionNotFound(f"{project} has no model version {version}")
-    return _version(row)
+        return ModelVersion.from_row(await _version_row(conn, project, version))
 
 
-async def promote_in(
-    conn: AsyncConnection, project: str, version: int, correlation_id: uuid.UUID | None, *, by_person: bool = False
-) -> bool:
-    """Make ``version`` current inside the caller's transaction; False if it already was.
-
-    ``by_person``: a promote or roll-back request; from then on new versions stay candidates until a
-    person promotes one (otherwise each new version becomes current as it is registered).
-    """
+async def _version_row(conn: AsyncConnection, project: str, version: int) -> Row[Any]:
     v = tables.model_versions
     row = (await conn.execute(select(v).where(v.c.project == project, v.c.version == version))).first()
     if row is None:
         raise VersionNotFound(f"{project} has no model version {version}")
+    return row
+
+
+async def promote_in(
+    uow: UnitOfWork,
+    project: str,
+    version: int,
+    *,
+    promoted_by: str | None = None,
+    correlation_id: uuid.UUID | None = None,
+) -> bool:
+    """Make ``version`` current inside the unit of work; False if it already was.
+
+    ``promoted_by``: the caller of a promote or roll-back request; from then on new versions stay
+    candidates until a person promotes one (with None, the trainer promotes a new version itself).
+    """
+    v = tables.model_versions
+    row = await _version_row(uow.conn, project, version)
+    version_id: str = row.id
     if row.status == CURRENT:
-        if by_person and not row.promoted_by_person:
-            await conn.execute(update(v).where(v.c.id == row.id).values(promoted_by_person=True))
+        if promoted_by is not None:
+            await uow.conn.execute(update(v).where(v.c.id == version_id).values(promoted_by=promoted_by))
         return False
-    now = utcnow()
-    await conn.execute(
-        update(v).where(v.c.project == project, v.c.status == CURRENT, v.c.id != row.id).values(status=RETIRED)
+    await uow.conn.execute(
+        update(v).where(v.c.project == project, v.c.status == CURRENT, v.c.id != version_id).values(status=RETIRED)
     )
-    await conn.execute(
-        update(v).where(v.c.id == row.id).values(status=CURRENT, promoted_at=now, promoted_by_person=by_person)
+    await uow.conn.execute(
+        update(v).where(v.c.id == version_id).values(status=CURRENT, promoted_at=utcnow(), promoted_by=promoted_by)
     )
-    event = ModelPromoted(project=project, model_version_id=uuid.UUID(row.id), version=version)
-    await add_to_outbox(conn, envelope_for(event, source=SOURCE, correlation_id=correlation_id))
+    event = ModelPromoted(project=project, model_version_id=uuid.UUID(version_id), version=version)
+    await uow.emit(event, correlation_id=correlation_id)
     return True
 
 
-async def promote(platform: Platform, project: str, version: int) -> ModelVersion:
-    async with platform.db.begin() as conn:
-        await _lock_project_versions(conn, project)
-        changed = await promote_in(conn, project, version, None, by_person=True)
-    if changed:
-        platform.relay.notify()
+async def promote(platform: Platform, project: str, version: int, *, by: str) -> ModelVersion:
+    async with platform.unit_of_work(SOURCE) as uow:
+        await _lock_project_versions(uow.conn, project)
+        await promote_in(uow, project, version, promoted_by=by)
     return await get_version(platform, project, version)
 
 
-async def rollback(platform: Platform, project: str) -> ModelVersion:
+async def rollback(platform: Platform, project: str, *, by: str) -> ModelVersion:
     """Make current again the newest version older than the current one that was current before."""
     v = tables.model_versions
-    async with platform.db.begin() as conn:
-        await _lock_project_versions(conn, project)
+    async with platform.unit_of_work(SOURCE) as uow:
+        await _lock_project_versions(uow.conn, project)
         current = (
-            await conn.execute(select(v.c.version).where(v.c.project == project, v.c.status == CURRENT))
+            await uow.conn.execute(select(v.c.version).where(v.c.project == project, v.c.status == CURRENT))
         ).scalar()
         if current is None:
             raise NothingToRollBackTo(f"{project} has no current model version")
         target = (
-            await conn.execute(
+            await uow.conn.execute(
                 select(func.max(v.c.version)).where(
                     v.c.project == project, v.c.version < current, v.c.promoted_at.is_not(None)
                 )
@@ -164,8 +125,7 @@ async def rollback(platform: Platform, project: str) -> ModelVersion:
         ).scalar()
         if target is None:
             raise NothingToRollBackTo(f"no version of {project} before {current} was ever current")
-        await promote_in(conn, project, int(target), None, by_person=True)
-    platform.relay.notify()
+        await promote_in(uow, project, int(target), promoted_by=by)
     return await get_version(platform, project, int(target))
 
 
@@ -175,19 +135,12 @@ async def _lock_project_versions(conn: AsyncConnection, project: str) -> None:
     await conn.execute(update(v).where(v.c.project == project).values(status=v.c.status))
 
 
-@dataclass(frozen=True)
-class Comparison:
-    a: ModelVersion
-    b: ModelVersion
-    validation_dice_change: float
-    labels_added: int
-
-
-async def compare(platform: Platform, project: str, a: int, b: int) -> Comparison:
+async def compare(platform: Platform, project: str, a: int, b: int) -> ModelComparison:
     first, second = await get_version(platform, project, a), await get_version(platform, project, b)
-    return Comparison(
-        first,
-        second,
+    return ModelComparison(
+        project=project,
+        a=first,
+        b=second,
         validation_dice_change=second.validation_dice - first.validation_dice,
         labels_added=second.labels - first.labels,
     )
@@ -197,6 +150,6 @@ async def pinned_by_person(conn: AsyncConnection, project: str) -> bool:
     """True when the project's current version was chosen by a person (promote or roll back)."""
     v = tables.model_versions
     pinned = await conn.execute(
-        select(v.c.id).where(v.c.project == project, v.c.status == CURRENT, v.c.promoted_by_person.is_(True))
+        select(v.c.id).where(v.c.project == project, v.c.status == CURRENT, v.c.promoted_by.is_not(None))
     )
     return pinned.first() is not None

@@ -1,7 +1,15 @@
-"""Use cases of the trainer's commands: a completed round becomes M member jobs and M train commands.
+"""``round.completed.v1`` as the trainer sees it: a new round, a retry of a failed one, or a repeat.
 
-Both are idempotent: the round id and (round, member) decide the row ids and the message ids, and
-the inbox records each processed message in the same transaction as its effects.
+- A new round is recorded with its M member jobs, which the job loop trains under leases
+  (services.trainer.runner); a round whose labelled set is missing, empty or inconsistent is
+  recorded as failed instead and announced (``round.failed.v1``, code ``round-rejected``).
+- A retry (the same round id, a failed round, a higher ``attempt``) makes the round train again
+  with the new labelled set, labels, seed and spec: M new jobs, whose ids include the attempt; the
+  failed jobs stay as history.
+- Anything else about a known round is a repeat: acknowledged, nothing changes.
+
+The labelled set is read before the transaction (storage is slow); the decision is taken again
+inside it with conditional writes, so concurrent deliveries record a round or a retry once.
 """
 
 from __future__ import annotations
@@ -9,156 +17,144 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from medal.db.engine import insert_ignore
-from medal.db.messaging import add_to_outbox, claim_message
 from medal.db.schema import trainer as tables
 from medal.db.schema.base import utcnow
 from medal.platform import Platform
-from proto import Envelope
-from proto.envelope import envelope_for
-from proto.loop import RoundCompleted, TrainMember
+from medal.unit_of_work import UnitOfWork
+from proto.loop import RoundCompleted
 from services.trainer.committee import member_seed
-from services.trainer.jobs import QUEUED, ROUND_TRAINING
-from services.trainer.member import BadTrainingData, read_manifest
+from services.trainer.failures import RoundFailure, announce, failed_values
+from services.trainer.member import RETRY, BadTrainingData, read_manifest
+from services.trainer.states import QUEUED, ROUND_FAILED, ROUND_TRAINING
 
 log = logging.getLogger("medal.trainer")
 
-CONSUMER = "trainer"
-SOURCE = "trainer"
 NAMESPACE = uuid.UUID("6f1d2c8e-4b7a-4e5f-9c3d-2a1b0e9f8d75")
 
-
-class RoundRejected(ValueError):
-    """The round cannot be trained; the text says why (it is dead-lettered, nothing is recorded)."""
+Outcome = Literal["recorded", "retried", "rejected", "repeat"]
 
 
-def job_id(round_id: uuid.UUID | str, member_index: int) -> str:
-    return str(uuid.uuid5(NAMESPACE, f"job:{round_id}:{member_index}"))
+def job_id(round_id: uuid.UUID | str, member_index: int, attempt: int = 1) -> str:
+    """The job of a member of a round's attempt (attempt 1 keeps the ids jobs had before retries existed)."""
+    name = f"job:{round_id}:{member_index}" if attempt == 1 else f"job:{round_id}:{attempt}:{member_index}"
+    return str(uuid.uuid5(NAMESPACE, name))
 
 
-def train_command_id(round_id: uuid.UUID | str, member_index: int) -> uuid.UUID:
-    return uuid.uuid5(NAMESPACE, f"member.train:{round_id}:{member_index}")
+async def inspect(platform: Platform, event: RoundCompleted) -> str | None:
+    """Why the event's labelled set cannot be trained (None: it can, or the event is a repeat).
 
-
-async def _check_labelled_set(platform: Platform, event: RoundCompleted) -> None:
-    try:
-        manifest = await asyncio.to_thread(read_manifest, platform.store, event.labelled_set_key)
-    except BadTrainingData as exc:
-        raise RoundRejected(str(exc)) from None
-    if not manifest.items:
-        raise RoundRejected(f"round {event.round_id} of {event.project} has no labelled images to train on")
-    if manifest.project != event.project or manifest.round_id != event.round_id:
-        raise RoundRejected(f"labelled set {event.labelled_set_key} belongs to another project or round")
-    if manifest.num_classes != event.training.num_classes:
-        raise RoundRejected(
-            f"labelled set has {manifest.num_classes} classes, the training spec {event.training.num_classes}"
-        )
-
-
-async def record_round(platform: Platform, envelope: Envelope, event: RoundCompleted) -> bool:
-    """Record the round, its M jobs and M member.train.v1 commands in one transaction.
-
-    False for a repeat (same message, or another message about a round already recorded).
-    Raises :class:`RoundRejected` when the labelled set is missing, unreadable or empty.
+    It is read only when the event could start training: a round the trainer does not know, or a
+    newer attempt of one it does (an attempt only grows, so a repeat stays a repeat).
     """
-    r, j = tables.rounds, tables.jobs
+    r = tables.rounds
     async with platform.db.connect() as conn:
-        known = (await conn.execute(select(r.c.id).where(r.c.id == str(event.round_id)))).scalar()
-    if known is None:
-        await _check_labelled_set(platform, event)
-    now = utcnow()
-    async with platform.db.begin() as conn:
-        if not await claim_message(conn, CONSUMER, str(envelope.id)):
-            return False
-        created = await insert_ignore(
-            conn,
-            r,
-            {
-                "id": str(event.round_id),
-                "project": event.project,
-                "round_number": event.round_number,
-                "labels": event.labels,
-                "labelled_set_key": event.labelled_set_key,
-                "pool_key": event.pool_key,
-                "committee_size": event.committee_size,
-                "training": event.training.model_dump_json(),
-                "selection": event.selection.model_dump_json(),
-                "seed": event.seed,
-                "correlation_id": str(envelope.correlation_id),
-                "state": ROUND_TRAINING,
-                "created_at": now,
-                "updated_at": now,
-            },
-            ["id"],
+        known = (await conn.execute(select(r.c.attempt).where(r.c.id == str(event.round_id)))).scalar()
+    if known is not None and event.attempt <= known:
+        return None
+    return await asyncio.to_thread(_labelled_set_problem, platform, event)
+
+
+def _labelled_set_problem(platform: Platform, event: RoundCompleted) -> str | None:
+    try:
+        manifest = read_manifest(platform.store, event.labelled_set_key)
+    except BadTrainingData as exc:
+        return str(exc)
+    if not manifest.items:
+        return f"round {event.round_number} has no labelled images to train on; label at least one image, then {RETRY}"
+    if manifest.project != event.project or manifest.round_id != event.round_id:
+        return f"labelled set {event.labelled_set_key} belongs to another project or round; {RETRY}"
+    if manifest.num_classes != event.training.num_classes:
+        return (
+            f"labelled set has {manifest.num_classes} classes, the training spec {event.training.num_classes}; "
+            f"make the project's classes and its masks agree, then {RETRY}"
         )
-        if not created:
-            return False
-        for member in range(event.committee_size):
-            await insert_ignore(conn, j, _job_row(event.round_id, event.project, member, event, now), ["id"])
-            command = TrainMember(
-                project=event.project,
-                round_id=event.round_id,
-                member_index=member,
-                committee_size=event.committee_size,
-                labelled_set_key=event.labelled_set_key,
-                training=event.training,
-                seed=event.seed,
-            )
-            await add_to_outbox(
-                conn,
-                envelope_for(
-                    command,
-                    source=SOURCE,
-                    correlation_id=envelope.correlation_id,
-                    message_id=train_command_id(event.round_id, member),
-                ),
-            )
-    platform.relay.notify()
-    log.info("round %s of %s: %d member jobs queued", event.round_number, event.project, event.committee_size)
-    return True
+    return None
 
 
-def _job_row(
-    round_id: uuid.UUID, project: str, member: int, spec: RoundCompleted | TrainMember, now: object
-) -> dict[str, object]:
+def _round_values(uow: UnitOfWork, event: RoundCompleted, now: Any) -> dict[str, Any]:
+    """What an attempt of a round trains on (set when it is recorded and again on each retry)."""
     return {
-        "id": job_id(round_id, member),
-        "round_id": str(round_id),
-        "project": project,
-        "member_index": member,
-        "seed": member_seed(spec.seed, member),
-        "state": QUEUED,
-        "attempts": 0,
-        "max_epochs": spec.training.max_epochs,
-        "created_at": now,
+        "project": event.project,
+        "round_number": event.round_number,
+        "labels": event.labels,
+        "labelled_set_key": event.labelled_set_key,
+        "committee_size": event.committee_size,
+        "training": event.training.model_dump_json(),
+        "seed": event.seed,
+        "attempt": event.attempt,
+        "correlation_id": str(uow.correlation_id or uuid.uuid4()),
+        "updated_at": now,
     }
 
 
-async def ensure_job(platform: Platform, envelope: Envelope, command: TrainMember) -> bool:
-    """Make sure the member's job row exists (it normally does); True when it had to be created.
+def _state_values(failure: RoundFailure | None, now: Any) -> dict[str, Any]:
+    if failure is not None:
+        return failed_values(failure, now)
+    return {"state": ROUND_TRAINING, "failure_code": None, "failure_reason": None, "failed_at": None}
 
-    Raises :class:`RoundRejected` for a command about a round the trainer never recorded, or one that
-    disagrees with the recorded round.
+
+async def record_round(uow: UnitOfWork, event: RoundCompleted, problem: str | None) -> Outcome:
+    """Record a new round or a retry (with its jobs, or failed and announced when ``problem``); or a repeat.
+
+    ``problem`` is what :func:`inspect` found; it read the labelled set whenever this can act.
     """
     r = tables.rounds
-    async with platform.db.begin() as conn:
-        round_row = (await conn.execute(select(r).where(r.c.id == str(command.round_id)))).first()
-        if round_row is None:
-            raise RoundRejected(f"round {command.round_id} is unknown to the trainer (no round.completed.v1)")
-        if (
-            round_row.committee_size != command.committee_size
-            or command.member_index >= round_row.committee_size
-            or round_row.labelled_set_key != command.labelled_set_key
-            or round_row.project != command.project
-        ):
-            raise RoundRejected(f"member {command.member_index} does not match round {command.round_id}")
-        await claim_message(conn, CONSUMER, str(envelope.id))
-        return await insert_ignore(
-            conn,
-            tables.jobs,
-            _job_row(command.round_id, command.project, command.member_index, command, utcnow()),
-            ["id"],
+    round_id = str(event.round_id)
+    now = utcnow()
+    failure = RoundFailure.rejected(problem) if problem is not None else None
+    values = {**_round_values(uow, event, now), **_state_values(failure, now)}
+    known = (await uow.conn.execute(select(r.c.state, r.c.attempt).where(r.c.id == round_id))).first()
+    if known is None:
+        if not await insert_ignore(uow.conn, r, {"id": round_id, "created_at": now, **values}, ["id"]):
+            return "repeat"  # recorded concurrently by another delivery
+        outcome: Outcome = "recorded"
+    else:
+        retried = await uow.conn.execute(
+            update(r).where(r.c.id == round_id, r.c.state == ROUND_FAILED, r.c.attempt < event.attempt).values(**values)
         )
+        if retried.rowcount != 1:
+            log.info(
+                "round %s of %s (attempt %d) is %s at attempt %d: repeat ignored",
+                event.round_number,
+                event.project,
+                event.attempt,
+                known.state,
+                known.attempt,
+            )
+            return "repeat"
+        outcome = "retried"
+    if failure is not None:
+        await announce(uow, round_id, failure)
+        log.warning("round %s of %s rejected: %s", event.round_number, event.project, failure.reason)
+        return "rejected"
+    await uow.conn.execute(
+        tables.jobs.insert(), [_job_row(event, member, now) for member in range(event.committee_size)]
+    )
+    log.info(
+        "round %s of %s (attempt %d): %d member jobs queued",
+        event.round_number,
+        event.project,
+        event.attempt,
+        event.committee_size,
+    )
+    return outcome
+
+
+def _job_row(event: RoundCompleted, member: int, now: Any) -> dict[str, Any]:
+    return {
+        "id": job_id(event.round_id, member, event.attempt),
+        "round_id": str(event.round_id),
+        "round_attempt": event.attempt,
+        "project": event.project,
+        "member_index": member,
+        "seed": member_seed(event.seed, member),
+        "state": QUEUED,
+        "attempts": 0,
+        "max_epochs": event.training.max_epochs,
+        "created_at": now,
+    }

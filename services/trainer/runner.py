@@ -3,8 +3,10 @@
 While a member trains (in a thread, so the event loop keeps serving HTTP, the bus and heartbeats) a
 heartbeat task extends the lease every ``trainer_heartbeat_seconds`` and writes the progress each
 epoch reports (epoch, loss, validation Dice, ETA). A lost lease (another worker took the job after
-this one stalled) stops training at the next epoch and discards the result; a stop request (SIGTERM)
-stops it at the next epoch and gives the job back to the queue without using up an attempt.
+this one stalled, or another member failed the round) stops training at the next epoch and
+discards the result; bad training data fails the job and its round (announced as
+``round.failed.v1``); a stop request (SIGTERM) stops it at the next epoch and gives the job back
+to the queue without using up an attempt.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ class JobRunner:
         log.info("trainer job loop of %s started", self.owner)
         while not stop.is_set():
             try:
-                job = await claim_next_job(self.platform.db, self.owner, self.policy)
+                job = await claim_next_job(self.platform, self.owner, self.policy)
             except Exception:
                 log.exception("claiming a job failed; retrying")
                 job = None
@@ -127,7 +129,12 @@ class JobRunner:
     async def run_job(self, job: ClaimedJob, stop: asyncio.Event) -> str:
         """Train, store and record one claimed member; returns what happened (for logs and tests)."""
         log.info(
-            "%s trains member %d of round %s (attempt %d)", self.owner, job.member_index, job.round_id, job.attempts
+            "%s trains member %d of round %s (round attempt %d, claim %d)",
+            self.owner,
+            job.member_index,
+            job.round_id,
+            job.round_attempt,
+            job.attempts,
         )
         db, store = self.platform.db, self.platform.store
         r = tables.rounds
@@ -159,16 +166,16 @@ class JobRunner:
             log.warning("member %d of round %s: lease lost, result discarded", job.member_index, job.round_id)
             return "lease-lost"
         except TrainingInterrupted:
-            await release_job(db, job, self.policy, "worker stopped", count_attempt=False)
+            await release_job(self.platform, job, self.policy, "worker stopped", count_attempt=False)
             log.info("member %d of round %s given back (worker stopping)", job.member_index, job.round_id)
             return "released"
         except BadTrainingData as exc:
-            await fail_job(db, job, str(exc))
+            await fail_job(self.platform, job, str(exc))
             log.error("member %d of round %s failed: %s", job.member_index, job.round_id, exc)
             return "failed"
         except Exception as exc:
             log.exception("member %d of round %s: training failed", job.member_index, job.round_id)
-            await release_job(db, job, self.policy, f"{type(exc).__name__}: {exc}", count_attempt=True)
+            await release_job(self.platform, job, self.policy, f"{type(exc).__name__}: {exc}", count_attempt=True)
             return "released"
         finally:
             keeper.cancel()
@@ -230,7 +237,7 @@ class JobRunner:
                 await asyncio.wait_for(control.progress_changed.wait(), timeout=self.heartbeat_seconds)
             control.progress_changed.clear()
             try:
-                held = await heartbeat(self.platform.db, job, self.policy, control.progress())
+                held = await heartbeat(self.platform, job, self.policy, control.progress())
             except Exception as exc:
                 log.warning("heartbeat of job %s failed (%s); retrying", job.id, type(exc).__name__)
                 await asyncio.sleep(1.0)

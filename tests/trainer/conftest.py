@@ -10,16 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy import select
 
 from medal.bus.inprocess import InProcessBus
 from medal.db.migrate import upgrade
+from medal.db.schema import messaging
 from medal.platform import Platform
 from medal.settings import Settings
 from medal.storage import ObjectStore
 from proto import Envelope
-from proto.envelope import envelope_for
+from proto.envelope import Message, decode, encode, envelope_for
 from proto.loop import RoundCompleted, SelectionSpec, TrainingSpec
 from proto.manifests import LabelledItem, LabelledSet, Pool
+from services.trainer.handlers import consumer
 
 TINY_SPEC = TrainingSpec(num_classes=2, image_size=16, width=1 / 16, max_epochs=2, patience=2, batch_size=8)
 SELECTION = SelectionSpec(strategy="suggestive", candidates=4, batch=2)
@@ -64,6 +67,7 @@ def round_completed(
     labelled_set_key: str | None = None,
     seed: int = 7,
     round_id: uuid.UUID | None = None,
+    attempt: int = 1,
 ) -> tuple[Envelope, RoundCompleted]:
     round_id = round_id or uuid.uuid4()
     key = labelled_set_key or write_labelled_set(store, project, round_id, seed=round_number)
@@ -78,8 +82,38 @@ def round_completed(
         training=spec,
         selection=SELECTION,
         seed=seed,
+        attempt=attempt,
     )
     return envelope_for(event, source="annotation"), event
+
+
+def broken_mask_set(store: ObjectStore, project: str, round_id: uuid.UUID, *, count: int = 2) -> tuple[str, str]:
+    """A labelled set whose first mask is not a PNG: (manifest key, the broken image's id)."""
+    key = write_labelled_set(store, project, round_id, count=count)
+    manifest = LabelledSet.model_validate_json(store.get(key))
+    junk = store.put_content("masks", b"this is not a png", "png", "image/png").key
+    items = [manifest.items[0].model_copy(update={"mask_key": junk}), *manifest.items[1:]]
+    broken = manifest.model_copy(update={"items": items})
+    return (
+        store.put_content("manifests", broken.model_dump_json().encode(), "json", "application/json").key,
+        str(items[0].image_id),
+    )
+
+
+async def deliver(platform: Platform, envelope: Envelope) -> None:
+    """Hand a round.completed.v1 to the trainer's bus handler, as the consumer does."""
+    handler = consumer.bind(platform)[envelope.type]
+    await handler(*decode(encode(envelope)))
+
+
+async def outbox_messages(platform: Platform, message_type: str) -> list[tuple[Envelope, Message]]:
+    """The trainer's queued messages of one type, oldest first."""
+    o = messaging.outbox
+    async with platform.db.connect() as conn:
+        bodies = (
+            await conn.execute(select(o.c.body).where(o.c.message_type == message_type).order_by(o.c.created_at))
+        ).scalars()
+        return [decode(body) for body in bodies]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

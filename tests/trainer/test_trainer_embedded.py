@@ -1,7 +1,7 @@
 """The trainer in one process (SQLite, a directory, the in-process bus): round → M jobs → one model version.
 
-Also the registry over REST (list, compare, promote, roll back) and bad rounds (dead-lettered,
-nothing recorded).
+Also the registry over REST (list, compare, promote, roll back, each authored by the caller) and
+bad rounds (recorded as failed, announced, shown by the job list, retried by a person).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from medal.model.weights import load_member
 from medal.settings import Settings
 from medal.storage import build_store
 from proto.manifests import LabelledSet
+from services.trainer.failures import failure_message_id
 from tests.e2e.helpers import wait_for
 from tests.trainer.conftest import round_completed
 
@@ -92,9 +93,12 @@ def test_a_round_trains_its_committee_and_registers_one_version(trainer: Trainer
     assert logits.shape == (1, 2, 16, 16)
 
     outbox = messaging.outbox
-    assert trainer.count(outbox, outbox.c.message_type == "member.train.v1") == 2
-    assert trainer.count(outbox, outbox.c.message_type == "model.trained.v1") == 1
+    assert trainer.count(outbox, outbox.c.message_type == "model.trained.v2") == 1
     assert trainer.count(outbox, outbox.c.message_type == "model.promoted.v1") == 1
+    assert trainer.count(outbox) == 2  # no command to itself any more
+    (listed_round,) = trainer.get("/jobs")["rounds"]
+    assert listed_round["state"] == "trained" and listed_round["attempt"] == 1
+    assert listed_round["failure_reason"] is None and version["promoted_by"] is None
 
 
 def test_a_redelivered_round_changes_nothing(trainer: Trainer) -> None:
@@ -121,6 +125,7 @@ def test_registry_lists_compares_promotes_and_rolls_back(trainer: Trainer) -> No
 
     rolled = trainer.http.post(f"{API}/models/rollback")
     assert rolled.status_code == 200 and rolled.json()["version"] == first
+    assert rolled.json()["promoted_by"] == "local"  # the caller (no API keys: the local user)
     third = trainer.train_round(7)
     assert third["status"] == "candidate"  # a person chose the current version: new ones wait
     listed = trainer.get("/models")
@@ -128,6 +133,7 @@ def test_registry_lists_compares_promotes_and_rolls_back(trainer: Trainer) -> No
 
     promoted = trainer.http.post(f"{API}/models/{third['version']}/promote")
     assert promoted.status_code == 200 and promoted.json()["status"] == "current"
+    assert promoted.json()["promoted_by"] == "local"
     statuses = {v["version"]: v["status"] for v in trainer.get("/models")["versions"]}
     assert statuses[first] == "retired" and statuses[third["version"]] == "current"
     assert list(statuses.values()).count("current") == 1
@@ -140,25 +146,38 @@ def test_registry_lists_compares_promotes_and_rolls_back(trainer: Trainer) -> No
         chain.append(answer.json()["version"])  # older versions of earlier tests, newest first
         assert len(chain) < 10
     assert answer.status_code == 409 and chain == sorted(chain, reverse=True)
-    assert trainer.http.get(f"{API}/models/99").status_code == 404
-    assert trainer.http.post(f"{API}/models/99/promote").status_code == 404
+    assert answer.json()["error"]["code"] == "nothing-to-roll-back-to"
+    for missing in (trainer.http.get(f"{API}/models/99"), trainer.http.post(f"{API}/models/99/promote")):
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "model-version-not-found"
 
 
 @pytest.mark.parametrize("problem", ["empty", "missing"])
-def test_a_round_without_labels_is_dead_lettered_and_records_nothing(trainer: Trainer, problem: str) -> None:
+def test_a_round_without_labels_fails_is_shown_and_can_be_retried(trainer: Trainer, problem: str) -> None:
     round_id = uuid.uuid4()
     key = "manifests/00/none.json"
     if problem == "empty":
         empty = LabelledSet(project="chest", round_id=round_id, num_classes=2, items=[])
         key = trainer.store.put_content("manifests", empty.model_dump_json().encode(), "json", "application/json").key
-    envelope, _ = round_completed(trainer.store, labelled_set_key=key, round_id=round_id)
-    dead_before = len(trainer.bus.dead_letters("trainer.commands"))
+    envelope, _ = round_completed(trainer.store, labelled_set_key=key, round_id=round_id, round_number=20)
     trainer.bus.publish(envelope)
-    dead = wait_for(lambda: (d := trainer.bus.dead_letters("trainer.commands"))[dead_before:] and d[dead_before:])
-    reason = dead[0].reason
+    shown = wait_for(lambda: next((r for r in trainer.get("/jobs")["rounds"] if r["id"] == str(round_id)), None))
+    assert (shown["state"], shown["attempt"], shown["failure_code"]) == ("failed", 1, "round-rejected")
+    reason = shown["failure_reason"]
     assert "no labelled images" in reason if problem == "empty" else "not in object storage" in reason
-    assert trainer.count(tables.rounds, tables.rounds.c.id == str(round_id)) == 0
-    assert trainer.count(messaging.inbox, messaging.inbox.c.message_id == str(envelope.id)) == 0
+    assert "retry the round" in reason and shown["failed_at"] is not None
+    outbox = messaging.outbox
+    announced = outbox.c.id == str(failure_message_id(round_id, 1))
+    assert trainer.count(outbox, outbox.c.message_type == "round.failed.v1", announced) == 1
+    assert trainer.bus.dead_letters("trainer.commands") == []
+
+    retry, _ = round_completed(trainer.store, round_id=round_id, round_number=20, committee=1, attempt=2)
+    trainer.bus.publish(retry)
+    version = wait_for(lambda: trainer._version_of(str(round_id)), seconds=90, interval=0.2)
+    assert version["round_number"] == 20
+    shown = next(r for r in trainer.get("/jobs")["rounds"] if r["id"] == str(round_id))
+    assert (shown["state"], shown["attempt"], shown["failure_reason"]) == ("trained", 2, None)
+    jobs = [j for j in trainer.get("/jobs")["jobs"] if j["round_id"] == str(round_id)]
+    assert [(j["round_attempt"], j["round_state"], j["state"]) for j in jobs] == [(2, "trained", "done")]
 
 
 def test_models_cli_lists_compares_promotes_and_rolls_back(

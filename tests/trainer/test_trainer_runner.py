@@ -19,14 +19,21 @@ from medal.model.preprocess import IN_CHANNELS
 from medal.model.weights import save_member
 from medal.platform import Platform
 from medal.settings import Settings
+from proto.loop import ModelTrained, RoundFailed
 from proto.manifests import LabelledItem, LabelledSet
-from services.trainer import rounds
 from services.trainer.config import build_training_config
 from services.trainer.jobs import claim_next_job
 from services.trainer.member import BadTrainingData, load_labelled_set, train_one_member, warm_start_state
 from services.trainer.runner import JobRunner
 from services.trainer.training import EpochReport, build_model
-from tests.trainer.conftest import TINY_SPEC, round_completed, write_labelled_set
+from tests.trainer.conftest import (
+    TINY_SPEC,
+    broken_mask_set,
+    deliver,
+    outbox_messages,
+    round_completed,
+    write_labelled_set,
+)
 
 CPU = select_device("cpu", threads=1)
 
@@ -96,10 +103,10 @@ async def test_a_job_with_a_missing_mask_fails_with_its_round(sqlite_platform: P
     key = platform.store.put_content(
         "manifests", manifest.model_copy(update={"items": gone}).model_dump_json().encode(), "json", "application/json"
     ).key
-    envelope, event = round_completed(platform.store, committee=2, labelled_set_key=key, round_id=round_id)
-    assert await rounds.record_round(platform, envelope, event)
+    envelope, _ = round_completed(platform.store, committee=2, labelled_set_key=key, round_id=round_id)
+    await deliver(platform, envelope)
     runner = JobRunner(platform, compute=CPU)
-    job = await claim_next_job(platform.db, "w", runner.policy)
+    job = await claim_next_job(platform, "w", runner.policy)
     assert job is not None
     assert await runner.run_job(job, asyncio.Event()) == "failed"
     j, r = tables.jobs, tables.rounds
@@ -107,23 +114,50 @@ async def test_a_job_with_a_missing_mask_fails_with_its_round(sqlite_platform: P
         failed = (await conn.execute(select(j.c.error).where(j.c.id == job.id))).scalar()
         round_state = (await conn.execute(select(r.c.state).where(r.c.id == str(round_id)))).scalar()
     assert "not in object storage" in failed and round_state == "failed"
-    assert await claim_next_job(platform.db, "w", runner.policy) is None  # the sibling is not trained in vain
+    assert await claim_next_job(platform, "w", runner.policy) is None  # the sibling is not trained in vain
+    ((_, message),) = await outbox_messages(platform, "round.failed.v1")
+    assert isinstance(message, RoundFailed) and message.code == "bad-training-data"
+    assert f"the mask of image {manifest.items[0].image_id}" in message.reason
+    assert "submit a new mask for that image and retry the round" in message.reason
+
+
+async def test_an_undecodable_mask_fails_the_round_and_a_retry_trains_it(sqlite_platform: Platform) -> None:
+    platform = sqlite_platform
+    round_id = uuid.uuid4()
+    key, image_id = broken_mask_set(platform.store, "chest", round_id)
+    envelope, _ = round_completed(platform.store, committee=1, labelled_set_key=key, round_id=round_id)
+    await deliver(platform, envelope)
+    runner = JobRunner(platform, compute=CPU)
+    job = await claim_next_job(platform, "w", runner.policy)
+    assert job is not None and await runner.run_job(job, asyncio.Event()) == "failed"
+    ((_, message),) = await outbox_messages(platform, "round.failed.v1")
+    assert isinstance(message, RoundFailed) and message.code == "bad-training-data" and message.attempt == 1
+    assert f"mask of image {image_id} cannot be decoded" in message.reason
+
+    retry, _ = round_completed(platform.store, committee=1, round_id=round_id, attempt=2)  # a fixed labelled set
+    await deliver(platform, retry)
+    job = await claim_next_job(platform, "w", runner.policy)
+    assert job is not None and job.round_attempt == 2
+    assert await runner.run_job(job, asyncio.Event()) == "done"
+    ((_, trained),) = await outbox_messages(platform, "model.trained.v2")
+    assert isinstance(trained, ModelTrained) and trained.round_id == round_id and trained.version == 1
+    assert len(await outbox_messages(platform, "round.failed.v1")) == 1
 
 
 async def test_stop_gives_the_job_back_and_a_lost_lease_discards_the_result(sqlite_platform: Platform) -> None:
     platform = sqlite_platform
-    envelope, event = round_completed(platform.store, committee=1)
-    assert await rounds.record_round(platform, envelope, event)
+    envelope, _ = round_completed(platform.store, committee=1)
+    await deliver(platform, envelope)
     runner = JobRunner(platform, compute=CPU)
     stopped = asyncio.Event()
     stopped.set()
-    job = await claim_next_job(platform.db, "w", runner.policy)
+    job = await claim_next_job(platform, "w", runner.policy)
     assert job is not None and await runner.run_job(job, stopped) == "released"
     j = tables.jobs
     async with platform.db.connect() as conn:
         assert (await conn.execute(select(j.c.state, j.c.attempts))).one() == ("queued", 0)
 
-    job = await claim_next_job(platform.db, "w", runner.policy)
+    job = await claim_next_job(platform, "w", runner.policy)
     assert job is not None
     async with platform.db.begin() as conn:  # another worker took the job over meanwhile
         await conn.execute(update(j).where(j.c.id == job.id).values(lease_token=str(uuid.uuid4())))
@@ -135,16 +169,16 @@ async def test_stop_gives_the_job_back_and_a_lost_lease_discards_the_result(sqli
 async def test_warm_start_begins_from_the_previous_versions_member(sqlite_platform: Platform) -> None:
     platform = sqlite_platform
     runner = JobRunner(platform, compute=CPU)
-    envelope, event = round_completed(platform.store, committee=1)
-    assert await rounds.record_round(platform, envelope, event)
-    first = await claim_next_job(platform.db, "w", runner.policy)
+    envelope, _ = round_completed(platform.store, committee=1)
+    await deliver(platform, envelope)
+    first = await claim_next_job(platform, "w", runner.policy)
     assert first is not None and await runner.run_job(first, asyncio.Event()) == "done"
     assert await runner.previous_member_weights(first) is None  # its own round does not count
 
     warm = TINY_SPEC.model_copy(update={"warm_start": True})
-    envelope, event = round_completed(platform.store, round_number=1, committee=1, spec=warm)
-    assert await rounds.record_round(platform, envelope, event)
-    second = await claim_next_job(platform.db, "w", runner.policy)
+    envelope, _ = round_completed(platform.store, round_number=1, committee=1, spec=warm)
+    await deliver(platform, envelope)
+    second = await claim_next_job(platform, "w", runner.policy)
     assert second is not None
     previous = await runner.previous_member_weights(second)
     j = tables.jobs

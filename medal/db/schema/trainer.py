@@ -2,11 +2,12 @@
 
 See docs/adr/0020-active-learning-loop-across-services.md: a job is claimed with a compare-and-set
 on its lease, heartbeated while it trains, and finished only by the holder of the current lease.
+A round that fails keeps its reason; a person's retry raises its ``attempt`` and adds that
+attempt's jobs beside the failed ones (services/trainer/states.py lists the states).
 """
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -27,14 +28,20 @@ rounds = Table(
     Column("project", String(63), nullable=False, index=True),
     Column("round_number", Integer, nullable=False),
     Column("labels", Integer, nullable=False),
-    Column("labelled_set_key", KEY_STR, nullable=False),
-    Column("pool_key", KEY_STR, nullable=False),
+    Column("labelled_set_key", KEY_STR, nullable=False, comment="Labelled set of the current attempt"),
     Column("committee_size", Integer, nullable=False),
     Column("training", Text, nullable=False, comment="TrainingSpec as JSON"),
-    Column("selection", Text, nullable=False, comment="SelectionSpec as JSON"),
     Column("seed", BigInteger, nullable=False),
     Column("correlation_id", UUID_STR, nullable=False),
     Column("state", String(16), nullable=False, comment="training | trained | failed"),
+    Column(
+        "attempt", Integer, nullable=False, server_default="1", comment="1, then 2, 3 … each time a person retries it"
+    ),
+    Column(
+        "failure_code", String(32), nullable=True, comment="bad-training-data | attempts-exhausted | round-rejected"
+    ),
+    Column("failure_reason", Text, nullable=True, comment="What went wrong and what to fix (no PHI)"),
+    Column("failed_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -45,6 +52,7 @@ jobs = Table(
     Column("id", UUID_STR, primary_key=True),
     Column("round_id", UUID_STR, ForeignKey("trainer_rounds.id"), nullable=False),
     Column("project", String(63), nullable=False, index=True),
+    Column("round_attempt", Integer, nullable=False, server_default="1", comment="The round's attempt it trains for"),
     Column("member_index", Integer, nullable=False),
     Column("seed", BigInteger, nullable=False),
     Column("state", String(16), nullable=False, comment="queued | running | done | failed"),
@@ -65,7 +73,7 @@ jobs = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),
-    UniqueConstraint("round_id", "member_index"),
+    UniqueConstraint("round_id", "round_attempt", "member_index"),
     Index("ix_trainer_jobs_state_created_at", "state", "created_at"),
 )
 
@@ -86,11 +94,11 @@ model_versions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("promoted_at", UTCDateTime, nullable=True),
     Column(
-        "promoted_by_person",
-        Boolean,
-        nullable=False,
-        server_default="0",
-        comment="Made current by a promote or roll-back request: new versions then wait as candidates",
+        "promoted_by",
+        String(128),
+        nullable=True,
+        comment="Who made it current by a promote or roll-back request (null: the trainer, as it was registered); "
+        "while the current version has one, new versions wait as candidates",
     ),
     UniqueConstraint("project", "version"),
 )
