@@ -1,7 +1,7 @@
 """ingest jobs record who submitted them
 
 Revision ID: 0019
-Revises: 0013
+Revises: 0017
 Create Date: 2026-12-02 10:00:00.000000
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0019'
-down_revision = '0013'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 
