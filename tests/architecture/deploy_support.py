@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import yaml
@@ -47,6 +47,11 @@ def tool(name: str) -> str:
     on_path = shutil.which(name) if name == "kubectl" else None
     if on_path:
         return on_path
+    missing(name)
+
+
+def missing(name: str) -> NoReturn:
+    """Skip a test whose tool is not installed, or fail it under CI=true."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"{name} is required under CI=true: run `make setup` (installs it in .venv/tools)")
     pytest.skip(f"{name} not installed: run `make setup` (installs it in .venv/tools)")
@@ -173,7 +178,11 @@ def allowed(policies: list[Doc], source: dict[str, str], target: dict[str, str],
 
     def side(direction: str, selected: dict[str, str], peer: dict[str, str]) -> bool:
         kind, key = ("Egress", "to") if direction == "egress" else ("Ingress", "from")
-        applying = [p for p in policies if kind in p["spec"].get("policyTypes", []) and _matches(p["spec"]["podSelector"], selected)]
+        applying = [
+            p
+            for p in policies
+            if kind in p["spec"].get("policyTypes", []) and _matches(p["spec"]["podSelector"], selected)
+        ]
         if not applying:
             return True  # not isolated in this direction
         return any(

@@ -13,6 +13,7 @@ import re
 import pytest
 import yaml
 
+from proto.topology import SERVICE_QUEUE
 from tests.architecture.deploy_support import (
     COMPOSE,
     DOCKERFILE,
@@ -33,8 +34,6 @@ from tests.architecture.deploy_support import (
     workloads,
 )
 from tests.architecture.deploy_support import ident as _id
-
-from proto.topology import SERVICE_QUEUE
 
 # Overlays that must never carry secret values (dev may, clearly marked).
 NO_SECRET_VALUES = ("base", "prod", "gpu")
