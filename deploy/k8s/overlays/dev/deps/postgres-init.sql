@@ -22,3 +22,18 @@ ALTER DEFAULT PRIVILEGES FOR ROLE medal_migrate IN SCHEMA public
 ALTER DEFAULT PRIVILEGES FOR ROLE medal_migrate IN SCHEMA public
   GRANT USAGE, SELECT ON SEQUENCES
   TO medal_ingest, medal_annotation, medal_trainer, medal_query, medal_inference;
+-- KEDA scales the trainer workers on their member jobs. It logs in as medal_keda, which can read
+-- no table: it may only call medal_trainer_backlog(), which counts the queued and running rows of
+-- trainer_jobs (a number, nothing about any patient). The function runs with its owner's rights
+-- (medal_migrate, which creates the table in the migrations); plpgsql resolves the table when it is
+-- called, so this works before the first `medal migrate`. Production: the same statements, by the DBA.
+CREATE ROLE medal_keda LOGIN PASSWORD 'dev-keda-pg';
+ALTER ROLE medal_keda SET default_transaction_read_only = on;
+GRANT CONNECT ON DATABASE medal TO medal_keda;
+GRANT USAGE ON SCHEMA public TO medal_keda;
+CREATE FUNCTION public.medal_trainer_backlog() RETURNS bigint
+  LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
+  AS $$ BEGIN RETURN (SELECT count(*) FROM public.trainer_jobs WHERE state IN ('queued', 'running')); END $$;
+ALTER FUNCTION public.medal_trainer_backlog() OWNER TO medal_migrate;
+REVOKE ALL ON FUNCTION public.medal_trainer_backlog() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.medal_trainer_backlog() TO medal_keda;
