@@ -36,7 +36,13 @@ def _serve(args: argparse.Namespace) -> int:
     require_distributed(settings, "medal serve")
     check_dependencies(settings)
     app = build_app(settings, [args.service], consume=False)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+    )
     return 0
 
 

@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     )
 
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
+    shutdown_grace_seconds: float = Field(
+        default=25.0,
+        gt=0,
+        le=3600,
+        description="`medal serve`: on SIGTERM, how long in-flight HTTP requests may take to finish (an upload, "
+        "say); keep it a little under the pod's terminationGracePeriodSeconds.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     worker_heartbeat_file: Path | None = Field(
         default=None, description="A worker touches this file while its consume loop runs (liveness probe)."
