@@ -23,10 +23,10 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import unavailable
-from tests.e2e.helpers import wait_for
 from tests.annotation.ui.browser import chromium, missing
 from tests.annotation.ui.conftest import CLASSES, Running, labelling_project
+from tests.conftest import unavailable
+from tests.e2e.helpers import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,9 @@ from medal.local_server import serve_in_thread
 from medal.settings import Settings
 from proto import ModelTrained, envelope_for
 from proto.loop import SelectionSpec, TrainingSpec
-from tests.e2e.helpers import wait_for
-from tests.committee_helpers import store_members
 from tests.annotation.ui.conftest import CLASSES, Running, labelling_project
+from tests.committee_helpers import store_members
+from tests.e2e.helpers import wait_for
 
 PROJECT = "covid-ct"
 
