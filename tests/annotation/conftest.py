@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from medal.app import build_app
@@ -149,7 +150,9 @@ class Harness:
 def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     database = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("annotation"), api_keys=list(KEYS.values()), database_url=database
+        data_dir=tmp_path_factory.mktemp("annotation"),
+        api_keys=[SecretStr(key) for key in KEYS.values()],
+        database_url=database,
     )
     app = build_app(settings, ["annotation"], consume=True, migrate=True)
     with serve_in_thread(app) as base:

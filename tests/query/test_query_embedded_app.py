@@ -14,8 +14,8 @@ from medal.platform import Platform
 from medal.settings import Settings
 from proto import ImageIngested
 from proto.envelope import envelope_for
-from tests.e2e.helpers import wait_for
 from tests.committee_helpers import model_trained, store_images
+from tests.e2e.helpers import wait_for
 
 
 def test_model_trained_leads_to_a_selection_and_to_predictions(tmp_path: Path) -> None:
