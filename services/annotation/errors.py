@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from medal.domain_errors import Conflict, DomainError, Invalid, NotFound, NotYetAvailable, PreconditionFailed
 
 
-class ProjectNotFound(NotFound):
-    code = "project-not-found"
+class _Missing(NotFound):
+    """Something named by its id or name is not there: ``template`` says what, with the name in ``{}``."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"no project named {name}")
+    template: ClassVar[str] = "no {}"
+
+    def __init__(self, named: str) -> None:
+        super().__init__(self.template.format(named))
+
+
+class ProjectNotFound(_Missing):
+    code = "project-not-found"
+    template = "no project named {}"
 
 
 class ProjectExists(Conflict):
@@ -26,34 +35,26 @@ class ImageNotFound(NotFound):
         super().__init__(f"no image {image_id}" + (f" in project {project}" if project else ""))
 
 
-class RoundNotFound(NotFound):
+class RoundNotFound(_Missing):
     code = "round-not-found"
-
-    def __init__(self, round_id: str) -> None:
-        super().__init__(f"no round {round_id}")
+    template = "no round {}"
 
 
-class TaskNotFound(NotFound):
+class TaskNotFound(_Missing):
     code = "task-not-found"
-
-    def __init__(self, task_id: str) -> None:
-        super().__init__(f"no task {task_id}")
+    template = "no task {}"
 
 
-class MaskNotFound(NotFound):
+class MaskNotFound(_Missing):
     code = "mask-not-found"
-
-    def __init__(self, image_id: str) -> None:
-        super().__init__(f"image {image_id} has no mask")
+    template = "image {} has no mask"
 
 
-class LabelNotFound(NotFound):
+class LabelNotFound(_Missing):
     """MONAI Label's name for an image without a mask."""
 
     code = "label-not-found"
-
-    def __init__(self, image_id: str) -> None:
-        super().__init__(f"image {image_id} has no label")
+    template = "image {} has no label"
 
 
 class ProjectStarted(Conflict):

@@ -70,15 +70,14 @@ async def project_done(conn: AsyncConnection, project: ProjectRecord) -> bool:
     settings = project.settings
     if settings.label_budget is not None and await labels_count(conn, project.id) >= settings.label_budget:
         return True
-    best = (
-        await conn.execute(
-            select(tables.models.c.validation_dice)
-            .where(tables.models.c.project_id == project.id)
-            .order_by(tables.models.c.version.desc())
-            .limit(1)
-        )
-    ).scalar()
+    m = tables.models
+    best = await _newest(conn, m.c.validation_dice, m.c.project_id == project.id, m.c.version)
     return best is not None and best >= settings.target_dice
+
+
+async def _newest(conn: AsyncConnection, column: Any, condition: Any, order: Any) -> Any:
+    """``column`` of the row that comes last by ``order`` among those matching ``condition`` (None: no row)."""
+    return (await conn.execute(select(column).where(condition).order_by(order.desc()).limit(1))).scalar()
 
 
 async def _next_number(conn: AsyncConnection, project_id: str) -> int:
@@ -105,17 +104,8 @@ async def create_round(
         )
     )
     await add_tasks(conn, project, round_id, image_ids, start=0)
-    return Round(
-        id=round_id,
-        number=number,
-        state="open",
-        source=source,
-        tasks=len(image_ids),
-        submitted=0,
-        attempt=1,
-        completed_at=None,
-        failure=None,
-    )
+    (created,) = await round_summaries(conn, project.id, round_id)
+    return created
 
 
 async def add_tasks(
@@ -253,14 +243,8 @@ async def emit_training(
 
 async def _backlog(conn: AsyncConnection, project: ProjectRecord) -> list[str]:
     """The newest selection's next-best candidates that are still unlabelled and not in a task."""
-    latest = (
-        await conn.execute(
-            select(tables.selections.c.backlog)
-            .where(tables.selections.c.project_id == project.id)
-            .order_by(tables.selections.c.created_at.desc())
-            .limit(1)
-        )
-    ).scalar()
+    sel = tables.selections
+    latest = await _newest(conn, sel.c.backlog, sel.c.project_id == project.id, sel.c.created_at)
     if not latest:
         return []
     unlabelled = {row.id for row in await unlabelled_images(conn, project.id)}
@@ -355,14 +339,4 @@ def _round(row: Any) -> Round:
             reason=row.failure_reason or "",
             failed_at=row.failed_at,
         )
-    return Round(
-        id=row.id,
-        number=row.number,
-        state=row.state,
-        source=row.source,
-        tasks=row.tasks,
-        submitted=row.submitted,
-        attempt=row.attempt,
-        completed_at=row.completed_at,
-        failure=failure,
-    )
+    return Round.model_validate({**row._mapping, "failure": failure})

@@ -38,7 +38,14 @@ async def lease_next(platform: Platform, project_name: str, caller_id: str) -> T
         now = utcnow()
         candidates = (
             await conn.execute(
-                select(t.c.id, t.c.round_id, r.c.number, t.c.image_id, i.c.width, i.c.height)
+                select(
+                    t.c.id.label("task_id"),
+                    t.c.round_id,
+                    r.c.number.label("round_number"),
+                    t.c.image_id,
+                    i.c.width,
+                    i.c.height,
+                )
                 .join(r, r.c.id == t.c.round_id)
                 .join(i, i.c.id == t.c.image_id)
                 .where(
@@ -56,22 +63,13 @@ async def lease_next(platform: Platform, project_name: str, caller_id: str) -> T
             claimed = await conn.execute(
                 update(t)
                 .where(
-                    t.c.id == row.id,
+                    t.c.id == row.task_id,
                     or_(t.c.state == "open", (t.c.state == "leased") & (t.c.lease_expires_at < now)),
                 )
                 .values(state="leased", lease_owner=caller_id, lease_token=token, lease_expires_at=expires)
             )
             if claimed.rowcount == 1:
-                return TaskLease(
-                    task_id=row.id,
-                    round_id=row.round_id,
-                    round_number=row.number,
-                    image_id=row.image_id,
-                    width=row.width,
-                    height=row.height,
-                    lease_token=token,
-                    lease_expires_at=expires,
-                )
+                return TaskLease(**row._mapping, lease_token=token, lease_expires_at=expires)
     return None
 
 
@@ -156,10 +154,7 @@ async def _insert_mask(
     model_version_id: str | None = None,
     confidence: float | None = None,
 ) -> int:
-    current = (
-        await conn.execute(select(func.max(tables.masks.c.version)).where(tables.masks.c.image_id == image_id))
-    ).scalar()
-    version = int(current or 0) + 1
+    version = await mask_version(conn, image_id) + 1
     await conn.execute(
         tables.masks.insert().values(
             id=str(uuid.uuid4()),
