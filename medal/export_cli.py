@@ -68,7 +68,7 @@ def _from_server(args: argparse.Namespace) -> dict[str, Any] | None:
 def _embedded(args: argparse.Namespace, out: Path) -> dict[str, Any] | None:
     from medal.platform import Platform
     from services.annotation import exports
-    from services.annotation.projects import ProjectNotFound
+    from services.annotation.errors import ProjectNotFound
 
     settings = load_settings()
 

@@ -19,13 +19,13 @@ import httpx
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+from tests.ui.browser import chromium, missing
 
 from medal.app import build_app
 from medal.demo.annotator import SimulatedAnnotator, check, wait_for
 from medal.demo.dicom_wrap import wrap_dataset
 from medal.local_server import serve_in_thread
 from medal.settings import SERVICE_NAMES, Settings
-from tests.ui.browser import chromium, missing
 
 PROJECT = "covid-ct"
 SETTINGS: dict[str, Any] = {
@@ -58,20 +58,20 @@ def prepare(http: httpx.Client, data: Path, slices: int, models: int) -> None:
         lambda: check(http.get(f"/annotation/v1/projects/{PROJECT}"), "project")["images"] == len(masks), 120, "images"
     )
     check(http.post(f"/annotation/v1/projects/{PROJECT}/rounds"), "start")
-    annotator = SimulatedAnnotator(http, PROJECT, masks, name="dr-jones")
+    annotator = SimulatedAnnotator(http, PROJECT, masks)
     deadline = time.monotonic() + 900
     while len(check(http.get(f"/annotation/v1/projects/{PROJECT}/models"), "models")) < models:
         if time.monotonic() > deadline:
             raise SystemExit("the committee did not train in time")
         annotator.label_available()
         time.sleep(1)
-    # The next round's tasks: wait until the selection opened it, lease one for a colleague.
+    # The next round's tasks: wait until the selection opened it, lease one (the queue shows it held).
     wait_for(
         lambda: any(r["state"] == "open" for r in http.get(f"/annotation/v1/projects/{PROJECT}/rounds").json()),
         300,
         "next round",
     )
-    check(http.post(f"/annotation/v1/projects/{PROJECT}/tasks/lease", json={"annotator": "dr-smith"}), "lease")
+    check(http.post(f"/annotation/v1/projects/{PROJECT}/tasks/lease"), "lease")
 
 
 def shoot(base: str, out: Path) -> None:
@@ -91,9 +91,6 @@ def shoot(base: str, out: Path) -> None:
         page(f"#/p/{PROJECT}/model", "model", "svg.curve")
         page(f"#/p/{PROJECT}/review", "review", ".image-card", settle=3)
         page(f"#/p/{PROJECT}/queue", "queue", "[data-testid=queue]")
-        name = driver.find_element(By.CSS_SELECTOR, "input[name=annotator]")
-        name.clear()
-        name.send_keys("dr-jones")
         driver.find_element(By.CSS_SELECTOR, "[data-action=next]").click()
         canvas = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=mask-canvas]"))[0]
         wait.until(

@@ -118,6 +118,11 @@ def _run(http: httpx.Client, slices: list[Any], started: float) -> list[RoundSco
                     f"model v{s.version} on {s.labels} labels: test mIoU {s.miou:.3f}, F1 {s.f1:.3f} "
                     f"({s.elapsed:.0f} s)"
                 )
+        if state == "training-failed" and annotator.failure:
+            failure = annotator.failure
+            raise DemoError(
+                f"training of round {failure['round_number']} failed ({failure['code']}): {failure['reason']}"
+            )
         if state == "done" and len(models) >= 1 and _autolabel_complete(http):
             return scores
         if state == "waiting-for-model" and time.monotonic() - last_progress > 15:

@@ -39,24 +39,25 @@ def check(response: httpx.Response, what: str) -> Any:
 
 
 class SimulatedAnnotator:
-    def __init__(
-        self, http: httpx.Client, project: str, masks: dict[str, Path], name: str = "demo-radiologist"
-    ) -> None:
+    """Acts as whoever ``http`` signs in as (its API key, or the local user): the server names the author."""
+
+    def __init__(self, http: httpx.Client, project: str, masks: dict[str, Path]) -> None:
         self.http = http
         self.project = project
         self.masks = masks  # image id → ground-truth mask PNG
-        self.name = name
         self.submitted = 0
+        self.failure: dict[str, Any] | None = None  # the round failure the last lease answer named
 
     def label_available(self) -> str:
-        """Label every task on offer; returns why it stopped (waiting-for-model, done, not-started)."""
+        """Label every task on offer; returns why it stopped (waiting-for-model, training-failed, done …)."""
         while True:
             body = check(
-                self.http.post(f"/annotation/v1/projects/{self.project}/tasks/lease", json={"annotator": self.name}),
+                self.http.post(f"/annotation/v1/projects/{self.project}/tasks/lease"),
                 "lease",
             )
             task = body["task"]
             if task is None:
+                self.failure = body.get("failure")
                 return str(body["status"])
             check(
                 self.http.post(

@@ -1,48 +1,79 @@
-"""Bus messages the annotation service consumes: check the type, call one use case."""
+"""Bus messages the annotation service consumes: each type, one use case in one unit of work."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+import logging
 
-from medal.bus import Handler, PermanentFailure
-from medal.platform import Platform
+from medal.unit_of_work import Consumer, MessageContext
 from proto import (
     BatchSelected,
-    Envelope,
     ImageIngested,
     IngestJobCompleted,
-    Message,
     ModelPromoted,
     ModelTrained,
     PredictionsStored,
+    RoundFailed,
 )
-from services.annotation import loop_events, service
-from services.annotation.projects import ProjectNotFound
+from services.annotation import loop_events, retries, service
 
-M = TypeVar("M", bound=Message)
-
-
-def _typed(
-    platform: Platform, kind: type[M], use_case: Callable[[Platform, Envelope, M], Coroutine[Any, Any, object]]
-) -> Handler:
-    async def handle(envelope: Envelope, message: Message) -> None:
-        if not isinstance(message, kind):
-            raise PermanentFailure(f"expected {kind.TYPE}")
-        try:
-            await use_case(platform, envelope, message)
-        except ProjectNotFound:
-            raise PermanentFailure(f"no project named {getattr(message, 'project', '?')}") from None
-
-    return handle
+log = logging.getLogger("medal.annotation")
+consumer: Consumer[None] = Consumer("annotation")
 
 
-def handlers(platform: Platform) -> Mapping[str, Handler]:
-    return {
-        ImageIngested.TYPE: _typed(platform, ImageIngested, service.record_ingested_image),
-        IngestJobCompleted.TYPE: _typed(platform, IngestJobCompleted, service.record_ingest_job),
-        ModelTrained.TYPE: _typed(platform, ModelTrained, loop_events.on_model_trained),
-        ModelPromoted.TYPE: _typed(platform, ModelPromoted, loop_events.on_model_promoted),
-        BatchSelected.TYPE: _typed(platform, BatchSelected, loop_events.on_batch_selected),
-        PredictionsStored.TYPE: _typed(platform, PredictionsStored, loop_events.on_predictions_stored),
-    }
+@consumer.handles(ImageIngested)
+async def on_image_ingested(ctx: MessageContext[None], event: ImageIngested) -> None:
+    async with ctx.unit_of_work() as uow:
+        await service.record_ingested_image(uow.conn, event)
+
+
+@consumer.handles(IngestJobCompleted)
+async def on_ingest_job_completed(ctx: MessageContext[None], event: IngestJobCompleted) -> None:
+    """Note that an ingest submission finished (its images arrive as their own events)."""
+    async with ctx.unit_of_work():
+        pass
+    log.info(
+        "ingest job %s for project %s finished: %d accepted, %d quarantined, %d duplicates, %d refused",
+        event.job_id,
+        event.project,
+        event.accepted,
+        event.quarantined,
+        event.duplicates,
+        event.refused,
+    )
+
+
+@consumer.handles(ModelTrained)
+async def on_model_trained(ctx: MessageContext[None], event: ModelTrained) -> None:
+    async with ctx.unit_of_work() as uow:
+        await loop_events.record_model(uow.conn, event)
+
+
+@consumer.handles(ModelPromoted)
+async def on_model_promoted(ctx: MessageContext[None], event: ModelPromoted) -> None:
+    async with ctx.unit_of_work() as uow:
+        await loop_events.apply_promotion(uow, event)
+
+
+@consumer.handles(RoundFailed)
+async def on_round_failed(ctx: MessageContext[None], event: RoundFailed) -> None:
+    async with ctx.unit_of_work() as uow:
+        if await retries.record_failure(uow.conn, event):
+            log.warning(
+                "project %s round %d attempt %d: training failed (%s)",
+                event.project,
+                event.round_number,
+                event.attempt,
+                event.code,
+            )
+
+
+@consumer.handles(BatchSelected)
+async def on_batch_selected(ctx: MessageContext[None], event: BatchSelected) -> None:
+    async with ctx.unit_of_work() as uow:
+        await loop_events.apply_selection(uow.conn, event)
+
+
+@consumer.handles(PredictionsStored)
+async def on_predictions_stored(ctx: MessageContext[None], event: PredictionsStored) -> None:
+    async with ctx.unit_of_work() as uow:
+        await loop_events.record_predictions(uow.conn, event)

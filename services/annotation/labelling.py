@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from medal.db.schema import annotation as tables
 from medal.platform import Platform
-from services.annotation import loop_events, projects, rounds, tasks
+from services.annotation import loop_events, projects, retries, rounds, tasks
+from services.annotation.errors import NoLabels, RoundClosed, RoundNotFound
+from services.annotation.records import Lease, MaskInfo, ModelVersion, ProjectStatus, Round
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    id: str
-    version: int
-    round_id: str
-    labels: int
-    validation_dice: float
-    current: bool
-    created_at: datetime
-
-
-async def start_round(platform: Platform, project_name: str) -> rounds.RoundInfo:
+async def start_round(platform: Platform, project_name: str) -> Round:
     async with platform.db.begin() as conn:
         project = await projects.load_project(conn, project_name)
         return await rounds.start_cold_start(conn, project)
@@ -32,87 +22,80 @@ async def start_round(platform: Platform, project_name: str) -> rounds.RoundInfo
 
 async def close_round(platform: Platform, round_id: str) -> None:
     """An admin ends a round early: unfinished tasks are skipped and training starts on what is labelled."""
-    async with platform.db.begin() as conn:
+    async with platform.unit_of_work("annotation") as uow:
+        conn = uow.conn
         row = (await conn.execute(select(tables.rounds).where(tables.rounds.c.id == round_id))).first()
         if row is None:
-            raise rounds.RoundConflict("round-not-found", f"no round {round_id}")
+            raise RoundNotFound(round_id)
         if row.state != "open":
-            raise rounds.RoundConflict("round-closed", f"round {row.number} is already {row.state}")
+            raise RoundClosed(f"round {row.number} is already {row.state}")
         project = await projects.load_project_by_id(conn, row.project_id)
         if not await rounds.human_masks(conn, project.id):
-            raise rounds.RoundConflict("no-labels", "the project has no labelled images: nothing to train on")
+            raise NoLabels()
         await conn.execute(
             update(tables.tasks)
             .where(tables.tasks.c.round_id == round_id, tables.tasks.c.state.in_(("open", "leased")))
             .values(state="skipped")
         )
-        await rounds.complete_round(platform, conn, project, row)
+        await rounds.complete_round(platform, uow, project, row)
 
 
-async def lease(platform: Platform, project_name: str, annotator: str) -> tuple[tasks.TaskLease | None, str]:
-    """A task, or why there is none: not-started, waiting-for-model or done."""
-    leased = await tasks.lease_next(platform, project_name, annotator)
+async def lease(platform: Platform, project_name: str, caller_id: str) -> Lease:
+    """A task for the caller, or why there is none: training-failed (with why), done, waiting or not started."""
+    leased = await tasks.lease_next(platform, project_name, caller_id)
     if leased is not None:
-        return leased, "leased"
+        return Lease(task=leased, status="leased")
     async with platform.db.connect() as conn:
         project = await projects.load_project(conn, project_name)
+        failure = await retries.latest_failure(conn, project.id)
+        if failure is not None:
+            return Lease(task=None, status="training-failed", failure=failure)
         if await rounds.project_done(conn, project):
-            return None, "done"
+            return Lease(task=None, status="done")
         started = (
             await conn.execute(
                 select(func.count()).select_from(tables.rounds).where(tables.rounds.c.project_id == project.id)
             )
         ).scalar()
-    return None, "waiting-for-model" if started else "not-started"
+    return Lease(task=None, status="waiting-for-model" if started else "not-started")
 
 
-async def list_rounds(platform: Platform, project_name: str) -> list[rounds.RoundInfo]:
+async def list_rounds(platform: Platform, project_name: str) -> list[Round]:
     async with platform.db.connect() as conn:
         project = await projects.load_project(conn, project_name)
         return await rounds.round_summaries(conn, project.id)
 
 
-async def list_models(platform: Platform, project_name: str) -> list[ModelInfo]:
+async def _models(conn: AsyncConnection, project_id: str) -> list[ModelVersion]:
     m = tables.models
+    rows = await conn.execute(select(m).where(m.c.project_id == project_id).order_by(m.c.version))
+    return [ModelVersion.model_validate(row) for row in rows]
+
+
+async def list_models(platform: Platform, project_name: str) -> list[ModelVersion]:
     async with platform.db.connect() as conn:
         project = await projects.load_project(conn, project_name)
-        rows = await conn.execute(select(m).where(m.c.project_id == project.id).order_by(m.c.version))
-        return [
-            ModelInfo(r.id, r.version, r.round_id, r.labels, r.validation_dice, r.current, r.created_at) for r in rows
-        ]
+        return await _models(conn, project.id)
 
 
-async def status(platform: Platform, project_name: str) -> dict[str, Any]:
+async def status(platform: Platform, project_name: str) -> ProjectStatus:
     i = tables.images
     async with platform.db.connect() as conn:
         project = await projects.load_project(conn, project_name)
-        labels = await rounds.labels_count(conn, project.id)
         held_out = [
             row.held_out for row in await conn.execute(select(i.c.held_out).where(i.c.project_id == project.id))
         ]
-        summaries = await rounds.round_summaries(conn, project.id)
-        done = await rounds.project_done(conn, project)
-    return {
-        "project": project.name,
-        "labels": labels,
-        "images": len(held_out),
-        "held_out": sum(held_out),
-        "rounds": [vars(r) for r in summaries],
-        "models": [vars(m) for m in await list_models(platform, project_name)],
-        "done": done,
-        "autolabel": await loop_events.autolabel_progress(platform, project_name),
-    }
-
-
-@dataclass(frozen=True)
-class MaskInfo:
-    image_id: str
-    version: int
-    machine_made: bool
-    confidence: float | None
-    model_version_id: str | None
-    author: str
-    created_at: datetime
+        return ProjectStatus(
+            project=project.name,
+            labels=await rounds.labels_count(conn, project.id),
+            images=len(held_out),
+            held_out=sum(held_out),
+            rounds=await rounds.round_summaries(conn, project.id),
+            models=await _models(conn, project.id),
+            done=await rounds.project_done(conn, project),
+            failure=await retries.latest_failure(conn, project.id),
+            autolabel=await loop_events.autolabel_progress(conn, project.id),
+        )
 
 
 async def newest_masks(platform: Platform, project_name: str, *, machine_made: bool | None) -> list[MaskInfo]:
@@ -125,7 +108,4 @@ async def newest_masks(platform: Platform, project_name: str, *, machine_made: b
             newest[row.image_id] = row
     rows = [r for r in newest.values() if machine_made is None or r.machine_made == machine_made]
     rows.sort(key=lambda r: (not r.machine_made, r.confidence if r.confidence is not None else 2.0, r.image_id))
-    return [
-        MaskInfo(r.image_id, r.version, r.machine_made, r.confidence, r.model_version_id, r.author, r.created_at)
-        for r in rows
-    ]
+    return [MaskInfo.model_validate(r) for r in rows]

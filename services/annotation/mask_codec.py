@@ -9,11 +9,10 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
+from services.annotation.errors import InvalidMask
+
 Mask = NDArray[np.uint8]
-
-
-class InvalidMask(ValueError):
-    """The mask cannot be used; the text names the problem."""
+__all__ = ["InvalidMask", "Mask", "decode_png", "decode_rle", "encode_png", "validate"]
 
 
 def decode_png(data: bytes) -> Mask:
@@ -46,20 +45,6 @@ def decode_rle(body: dict[str, Any]) -> Mask:
         raise InvalidMask(f"RLE runs cover {total} pixels, the size {height}x{width} needs {height * width}")
     values = np.repeat(np.array([v for v, _ in runs], dtype=np.uint8), [c for _, c in runs])
     return values.reshape(height, width)
-
-
-def encode_rle(mask: Mask) -> dict[str, Any]:
-    flat = mask.ravel()
-    if flat.size == 0:
-        return {"encoding": "rle", "size": list(mask.shape), "runs": []}
-    change = np.flatnonzero(np.diff(flat)) + 1
-    starts = np.concatenate([[0], change])
-    counts = np.diff(np.concatenate([starts, [flat.size]]))
-    return {
-        "encoding": "rle",
-        "size": list(mask.shape),
-        "runs": [[int(flat[s]), int(c)] for s, c in zip(starts, counts, strict=True)],
-    }
 
 
 def validate(mask: Mask, *, width: int, height: int, num_classes: int) -> None:

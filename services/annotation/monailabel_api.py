@@ -14,26 +14,21 @@ import uuid
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
+from medal.dependencies import CallerDep, PlatformDep, ProjectPath
 from medal.errors import ApiError
+from medal.platform import Platform
+from proto.types import UUID_PATTERN
 from services.annotation import monailabel_compat as compat
-from services.annotation import service, tasks
-from services.annotation.mask_codec import InvalidMask
-from services.annotation.projects import ProjectNotFound
-from services.annotation.rounds import RoundConflict
-from services.annotation.schemas import PROJECT_PATTERN, UUID_PATTERN
+from services.annotation import service
+from services.annotation.api import PNG
 
 router = APIRouter(prefix="/monailabel/{project}", tags=["monai-label"])
-ProjectName = Annotated[str, Path(pattern=PROJECT_PATTERN)]
 ImageParam = Annotated[str, Query(pattern=UUID_PATTERN, description="medal image id")]
 FORWARDED_HEADERS = ("x-api-key", "authorization", "x-request-id")
-
-
-def _missing(project: str) -> ApiError:
-    return ApiError(404, "project-not-found", f"no project named {project}")
 
 
 async def _json_params(request: Request) -> dict[str, Any]:
@@ -48,86 +43,57 @@ async def _json_params(request: Request) -> dict[str, Any]:
 
 
 @router.get("/info/", summary="MONAI Label: the app's labels, models, strategies and datastore counts")
-async def info(project: ProjectName, request: Request) -> dict[str, Any]:
-    try:
-        return await compat.info(request.app.state.platform, project)
-    except ProjectNotFound:
-        raise _missing(project) from None
+async def info(project: ProjectPath, platform: PlatformDep) -> dict[str, Any]:
+    return await compat.info(platform, project)
 
 
-@router.post("/activelearning/{strategy}", summary="MONAI Label: the next sample (leases the next task)")
-async def next_sample(project: ProjectName, strategy: str, request: Request) -> dict[str, Any]:
-    platform = request.app.state.platform
-    params = await _json_params(request)
-    try:
-        known = await compat.strategy_of(platform, project)
-        if strategy != known:
-            raise ApiError(404, "strategy-not-found", f"unknown strategy {strategy!r}; this project uses {known!r}")
-        return await compat.next_sample(platform, project, compat.annotator_name(params.get("client_id")))
-    except ProjectNotFound:
-        raise _missing(project) from None
+@router.post("/activelearning/{strategy}", summary="MONAI Label: the next sample (leases the next task to the caller)")
+async def next_sample(
+    project: ProjectPath, strategy: str, request: Request, platform: PlatformDep, caller: CallerDep
+) -> dict[str, Any]:
+    await _json_params(request)  # MONAI Label's params (client_id …): the caller, not client_id, leases
+    known = await compat.strategy_of(platform, project)
+    if strategy != known:
+        raise ApiError(404, "strategy-not-found", f"unknown strategy {strategy!r}; this project uses {known!r}")
+    return await compat.next_sample(platform, project, caller.id)
 
 
 @router.get("/datastore/", summary="MONAI Label: the datastore (output=stats, ids or all)")
 async def datastore(
-    project: ProjectName,
-    request: Request,
+    project: ProjectPath,
+    platform: PlatformDep,
     output: Annotated[str, Query(pattern=r"^(stats|ids|all)$")] = "stats",
 ) -> Any:
-    try:
-        return await compat.datastore(request.app.state.platform, project, output)
-    except ProjectNotFound:
-        raise _missing(project) from None
+    return await compat.datastore(platform, project, output)
 
 
 @router.get(
-    "/datastore/image",
-    response_class=Response,
-    responses={200: {"content": {"image/png": {}}}},
-    summary="MONAI Label: download an image (8-bit PNG)",
+    "/datastore/image", response_class=Response, responses=PNG, summary="MONAI Label: download an image (8-bit PNG)"
 )
-async def image(project: ProjectName, image: ImageParam, request: Request) -> Response:
-    try:
-        png = await service.image_png(request.app.state.platform, image)
-    except service.ImageNotFound:
-        raise ApiError(404, "image-not-found", f"no image {image}") from None
+async def image(project: ProjectPath, image: ImageParam, platform: PlatformDep) -> Response:
+    png = await service.image_png(platform, image)
     headers = {"Content-Disposition": f'attachment; filename="{image}.png"'}
     return Response(png, media_type="image/png", headers=headers)
 
 
 @router.put("/datastore/label", summary="MONAI Label: save a label (tag final submits the leased task)")
 async def save_label(
-    project: ProjectName,
+    project: ProjectPath,
     image: ImageParam,
     request: Request,
+    platform: PlatformDep,
+    caller: CallerDep,
     tag: Annotated[str, Query(max_length=64)] = compat.FINAL_TAG,
 ) -> dict[str, Any]:
     if tag != compat.FINAL_TAG:
         raise ApiError(422, "unsupported-tag", f"only tag {compat.FINAL_TAG!r} is stored (medal keeps versions)")
     async with request.form(max_files=2, max_fields=8) as form:
-        upload = form.get("label")
-        raw_params = form.get("params")
+        upload = form.get("label")  # the form's "params" (client_id …) are ignored: the caller is the author
         if not isinstance(upload, UploadFile):
             raise ApiError(400, "no-label", "send the label file as the multipart field 'label'")
         data, filename = await upload.read(), upload.filename or ""
-    try:
-        params = json.loads(raw_params) if isinstance(raw_params, str) and raw_params else {}
-    except json.JSONDecodeError:
-        params = {}
-    annotator = compat.annotator_name(params.get("client_id") if isinstance(params, dict) else None)
-    try:
-        mask = compat.decode_label(data, filename)
-        saved = await compat.save_label(request.app.state.platform, project, image, annotator, mask)
-    except compat.UnsupportedLabel as exc:
-        raise ApiError(415, "unsupported-label", str(exc)) from None
-    except InvalidMask as exc:
-        raise ApiError(422, "invalid-mask", str(exc)) from None
-    except ProjectNotFound:
-        raise _missing(project) from None
-    except tasks.TaskNotFound:
-        raise ApiError(404, "image-not-found", f"no image {image} in project {project}") from None
-    except tasks.TaskConflict as exc:
-        raise ApiError(exc.status, exc.code, str(exc)) from None
+    mask = compat.decode_label(data, filename)
+    saved = await compat.save_label(platform, project, image, caller.id, mask)
     return {
         "image": saved.image_id,
         "label": saved.image_id,
@@ -139,23 +105,15 @@ async def save_label(
 
 
 @router.get(
-    "/datastore/label",
-    response_class=Response,
-    responses={200: {"content": {"image/png": {}}}},
-    summary="MONAI Label: download an image's newest label",
+    "/datastore/label", response_class=Response, responses=PNG, summary="MONAI Label: download an image's newest label"
 )
 async def download_label(
-    project: ProjectName,
+    project: ProjectPath,
     label: Annotated[str, Query(pattern=UUID_PATTERN, description="The image id")],
-    request: Request,
+    platform: PlatformDep,
     tag: str = compat.FINAL_TAG,
 ) -> Response:
-    try:
-        version, png = await compat.label_png(request.app.state.platform, project, label)
-    except ProjectNotFound:
-        raise _missing(project) from None
-    except tasks.TaskNotFound:
-        raise ApiError(404, "label-not-found", f"image {label} has no label") from None
+    version, png = await compat.label_png(platform, project, label)
     headers = {"Content-Disposition": f'attachment; filename="{label}_{tag}.png"', "ETag": f'"{version}"'}
     return Response(png, media_type="image/png", headers=headers)
 
@@ -184,15 +142,16 @@ def _multipart(params: dict[str, Any], filename: str, data: bytes) -> Response:
 
 @router.post("/infer/{model}", summary="MONAI Label: pre-annotate an image with the project's current model")
 async def infer(
-    project: ProjectName,
+    project: ProjectPath,
     model: str,
     image: ImageParam,
     request: Request,
+    platform: PlatformDep,
     output: Annotated[str, Query(pattern=r"^(all|image|json)$")] = "all",
 ) -> Response:
     if model != compat.MODEL_NAME:
         raise ApiError(404, "model-not-found", f"unknown model {model!r}; this app serves {compat.MODEL_NAME!r}")
-    base = _service_url(request, request.app.state.platform.settings.inference_url)
+    base = _service_url(request, platform.settings.inference_url)
     url = f"{base}/inference/v1/projects/{project}/predict"
     try:
         async with httpx.AsyncClient(timeout=120) as client:
@@ -211,7 +170,7 @@ async def infer(
         raise ApiError(answer.status_code, error.get("code", "inference-failed"), error.get("message", ""))
     prediction = answer.json()
     png = base64.b64decode(prediction.pop("mask_png_base64"))
-    params = {**prediction, "label_names": (await compat.info(request.app.state.platform, project))["labels"]}
+    params = {**prediction, "label_names": (await compat.info(platform, project))["labels"]}
     if output == "json":
         return JSONResponse(params)
     if output == "image":
@@ -220,16 +179,16 @@ async def infer(
     return _multipart(params, f"{image}_{model}.png", png)
 
 
-async def _train_status(request: Request, project: str) -> dict[str, Any]:
-    state = await compat.training_state(request.app.state.platform, project)
-    base = _service_url(request, request.app.state.platform.settings.trainer_url)
+async def _train_status(request: Request, platform: Platform, project: str) -> dict[str, Any]:
+    state = await compat.training_state(platform, project)
+    base = _service_url(request, platform.settings.trainer_url)
     try:
         async with httpx.AsyncClient(timeout=10) as client:
             answer = await client.get(f"{base}/trainer/v1/projects/{project}/jobs", headers=_forwarded(request))
         jobs = answer.json().get("jobs", []) if answer.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         jobs = None
-    if jobs is not None and state["id"]:
+    if jobs is not None and state["id"] and state["failure"] is None:
         state["details"] = [j for j in jobs if j.get("round_id") == state["id"]]
     state["trainer_available"] = jobs is not None
     return state
@@ -239,37 +198,30 @@ async def _train_status(request: Request, project: str) -> dict[str, Any]:
     "/train/", response_model=None, summary="MONAI Label: training status (check_if_running: 200 only while training)"
 )
 async def train_status(
-    project: ProjectName, request: Request, check_if_running: bool = False
+    project: ProjectPath, request: Request, platform: PlatformDep, check_if_running: bool = False
 ) -> dict[str, Any] | JSONResponse:
-    try:
-        state = await _train_status(request, project)
-    except ProjectNotFound:
-        raise _missing(project) from None
+    state = await _train_status(request, platform, project)
     if check_if_running and state["status"] != "RUNNING":
         return JSONResponse({"status": state["status"]}, status_code=404)
     return state
 
 
-@router.post("/train/", summary="MONAI Label: start training (closes the open round)")
-@router.post("/train/{model}", summary="MONAI Label: start training a model (closes the open round)")
-async def train_start(project: ProjectName, request: Request, model: str = compat.MODEL_NAME) -> dict[str, Any]:
+@router.post("/train/", summary="MONAI Label: start training (retries a failed latest round, else closes the open one)")
+@router.post(
+    "/train/{model}", summary="MONAI Label: start training a model (retry a failed round, or close the open one)"
+)
+async def train_start(
+    project: ProjectPath, request: Request, platform: PlatformDep, model: str = compat.MODEL_NAME
+) -> dict[str, Any]:
     if model != compat.MODEL_NAME:
         raise ApiError(404, "model-not-found", f"unknown model {model!r}; this app trains {compat.MODEL_NAME!r}")
-    try:
-        await compat.start_training(request.app.state.platform, project)
-        return await _train_status(request, project)
-    except ProjectNotFound:
-        raise _missing(project) from None
-    except RoundConflict as exc:
-        raise ApiError(409, exc.code, str(exc)) from None
+    await compat.start_training(platform, project)
+    return await _train_status(request, platform, project)
 
 
 @router.delete("/train/", summary="MONAI Label: stop training (a started committee round cannot be cancelled)")
-async def train_stop(project: ProjectName, request: Request) -> dict[str, Any]:
-    try:
-        state = await compat.training_state(request.app.state.platform, project)
-    except ProjectNotFound:
-        raise _missing(project) from None
+async def train_stop(project: ProjectPath, platform: PlatformDep) -> dict[str, Any]:
+    state = await compat.training_state(platform, project)
     if state["status"] == "RUNNING":
         raise ApiError(
             409,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,22 +18,23 @@ from sqlalchemy import func, select
 
 from medal.db.schema import annotation as tables
 from medal.platform import Platform
-from services.annotation import labelling, mask_codec, projects, rounds, tasks
-from services.annotation.mask_codec import InvalidMask, Mask
+from services.annotation import labelling, mask_codec, projects, retries, rounds, tasks
+from services.annotation.errors import (
+    ImageNotFound,
+    InvalidMask,
+    LabelNotFound,
+    LeaseExpired,
+    MaskNotFound,
+    NoOpenRound,
+    UnsupportedLabel,
+)
+from services.annotation.mask_codec import Mask
+from services.annotation.records import ModelVersion, Round
 
 MODEL_NAME = "medal"
 FINAL_TAG = "final"
-_ANNOTATOR = re.compile(r"[^A-Za-z0-9._@-]")
-
-
-class UnsupportedLabel(ValueError):
-    """The uploaded label file is in a format medal cannot read."""
-
-
-def annotator_name(client_id: object) -> str:
-    """MONAI Label clients send an optional ``client_id``; it becomes the annotator (default ``monailabel``)."""
-    name = _ANNOTATOR.sub("-", str(client_id or ""))[:128].strip("-")
-    return name or "monailabel"
+#: MONAI Label's time stamps (``start_ts``/``end_ts`` of a task).
+TIMESTAMP = "%Y-%m-%d %H:%M:%S"
 
 
 async def info(platform: Platform, project_name: str) -> dict[str, Any]:
@@ -50,7 +50,7 @@ async def info(platform: Platform, project_name: str) -> dict[str, Any]:
     settings = project.settings
     labels = {c.name: index + 1 for index, c in enumerate(settings.classes)}
     models = await labelling.list_models(platform, project_name)
-    current = next((m for m in models if m.current), models[-1] if models else None)
+    current = next((m for m in models if m.current), None)
     return {
         "name": f"medal: {project.name}",
         "description": "medal active-learning project (MONAI Label compatible API)",
@@ -80,11 +80,12 @@ async def strategy_of(platform: Platform, project_name: str) -> str:
         return (await projects.load_project(conn, project_name)).settings.strategy
 
 
-async def next_sample(platform: Platform, project_name: str, annotator: str) -> dict[str, Any]:
-    """``POST /activelearning/{strategy}``: lease the next task; ``{}`` with a status when there is none."""
-    leased, state = await labelling.lease(platform, project_name, annotator)
+async def next_sample(platform: Platform, project_name: str, caller_id: str) -> dict[str, Any]:
+    """``POST /activelearning/{strategy}``: lease the next task to the caller; a status when there is none."""
+    answer = await labelling.lease(platform, project_name, caller_id)
+    leased, state = answer.task, answer.status
     if leased is None:
-        return {"status": state}
+        return {"status": state} | ({"reason": answer.failure.reason} if answer.failure else {})
     return {
         "id": leased.image_id,
         "name": f"{leased.image_id}.png",
@@ -179,8 +180,8 @@ class SavedLabel:
     round_completed: bool
 
 
-async def save_label(platform: Platform, project_name: str, image_id: str, annotator: str, mask: Mask) -> SavedLabel:
-    """Submit the annotator's leased task of this image; without a lease, save a new mask version."""
+async def save_label(platform: Platform, project_name: str, image_id: str, caller_id: str, mask: Mask) -> SavedLabel:
+    """Submit the caller's leased task of this image; without a lease, save a new mask version as the caller."""
     t = tables.tasks
     async with platform.db.connect() as conn:
         project = await projects.load_project(conn, project_name)
@@ -188,24 +189,22 @@ async def save_label(platform: Platform, project_name: str, image_id: str, annot
             await conn.execute(select(tables.images.c.project_id).where(tables.images.c.id == image_id))
         ).scalar()
         if image_project != project.id:
-            raise tasks.TaskNotFound(image_id)
+            raise ImageNotFound(image_id, project_name)
         lease = (
             await conn.execute(
                 select(t.c.id, t.c.lease_token)
-                .where(t.c.image_id == image_id, t.c.state == "leased", t.c.lease_owner == annotator)
+                .where(t.c.image_id == image_id, t.c.state == "leased", t.c.lease_owner == caller_id)
                 .limit(1)
             )
         ).first()
         version = await tasks.mask_version(conn, image_id)
     if lease is not None:
         try:
-            stored = await tasks.submit(platform, lease.id, lease.lease_token, mask)
+            stored = await tasks.submit(platform, lease.id, lease.lease_token, caller_id, mask)
             return SavedLabel(image_id, stored.version, lease.id, stored.round_completed)
-        except tasks.TaskConflict as exc:
-            if exc.code != "lease-expired":
-                raise
-            # The lease ran out meanwhile: the work is still saved, as a new version outside the round.
-    stored = await tasks.edit_mask(platform, image_id, version, annotator, mask)
+        except LeaseExpired:
+            pass  # The lease ran out meanwhile: the work is still saved, as a new version outside the round.
+    stored = await tasks.edit_mask(platform, image_id, version, caller_id, mask)
     return SavedLabel(image_id, stored.version, None, False)
 
 
@@ -214,39 +213,78 @@ async def label_png(platform: Platform, project_name: str, image_id: str) -> tup
         project = await projects.load_project(conn, project_name)
         owner = (await conn.execute(select(tables.images.c.project_id).where(tables.images.c.id == image_id))).scalar()
     if owner != project.id:
-        raise tasks.TaskNotFound(image_id)
-    version, png, *_ = await tasks.current_mask(platform, image_id)
+        raise LabelNotFound(image_id)
+    try:
+        version, png, *_ = await tasks.current_mask(platform, image_id)
+    except MaskNotFound:
+        raise LabelNotFound(image_id) from None
     return version, png
 
 
+def _ts(moment: Any) -> str | None:
+    return moment.strftime(TIMESTAMP) if moment is not None else None
+
+
 async def training_state(platform: Platform, project_name: str) -> dict[str, Any]:
-    """The latest round's training as MONAI Label reports a train task: RUNNING until its model arrives."""
+    """The latest round's training as MONAI Label reports a train task.
+
+    RUNNING until its model arrives, then DONE; ERROR (as MONAI Label reports a failed task, with the
+    reason in ``details``) when the trainer announced that the round failed — ``POST /train/`` retries it.
+    """
     summaries = await labelling.list_rounds(platform, project_name)
     models = await labelling.list_models(platform, project_name)
     trained_rounds = {m.round_id for m in models}
-    completed = [r for r in summaries if r.state == "completed"]
-    latest = completed[-1] if completed else None
-    running = latest is not None and latest.id not in trained_rounds
-    status = "NONE" if latest is None else "RUNNING" if running else "DONE"
+    latest = next((r for r in reversed(summaries) if r.state != "open"), None)
+    model = next((m for m in models if latest is not None and m.round_id == latest.id), None)
     newest = models[-1] if models else None
-    return {
+    state: dict[str, Any] = {
         "id": latest.id if latest else None,
         "type": "train",
         "name": MODEL_NAME,
-        "status": status,
+        "status": _status(latest, trained_rounds),
         "round": latest.number if latest else None,
+        "attempt": latest.attempt if latest else None,
         "open_round": next((r.number for r in summaries if r.state == "open"), None),
+        "start_ts": _ts(latest.completed_at) if latest else None,
+        "end_ts": _end(latest, model),
         "result": None
         if newest is None
         else {"version": newest.version, "labels": newest.labels, "validation_dice": newest.validation_dice},
         "details": [],
+        "failure": None,
     }
+    if latest is not None and latest.failure is not None:
+        failure = latest.failure
+        state["failure"] = failure.model_dump(mode="json")
+        state["details"] = [
+            f"round {failure.round_number} attempt {failure.attempt} failed ({failure.code}): {failure.reason}"
+        ]
+    return state
+
+
+def _status(latest: Round | None, trained_rounds: set[str]) -> str:
+    if latest is None:
+        return "NONE"
+    if latest.state == retries.FAILED:
+        return "ERROR"
+    return "DONE" if latest.id in trained_rounds else "RUNNING"
+
+
+def _end(latest: Round | None, model: ModelVersion | None) -> str | None:
+    if latest is not None and latest.failure is not None:
+        return _ts(latest.failure.failed_at)
+    return _ts(model.created_at) if model is not None else None
 
 
 async def start_training(platform: Platform, project_name: str) -> str:
-    """Close the project's open round so the trainer trains on every label (RoundConflict when it cannot)."""
-    open_round = next((r for r in await labelling.list_rounds(platform, project_name) if r.state == "open"), None)
+    """Retry the latest round when its training failed, else close the open round (NoOpenRound: neither)."""
+    summaries = await labelling.list_rounds(platform, project_name)
+    latest = next((r for r in reversed(summaries) if r.state != "open"), None)
+    if latest is not None and latest.state == retries.FAILED:
+        await retries.retry_round(platform, project_name, latest.id)
+        return latest.id
+    open_round = next((r for r in summaries if r.state == "open"), None)
     if open_round is None:
-        raise rounds.RoundConflict("no-open-round", "no round is open: training starts when a round completes")
+        raise NoOpenRound("no round is open: training starts when a round completes")
     await labelling.close_round(platform, open_round.id)
     return open_round.id

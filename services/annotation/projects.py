@@ -5,23 +5,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from medal.db.engine import insert_ignore
 from medal.db.schema import annotation as tables
 from medal.db.schema.base import utcnow
+from services.annotation.errors import ProjectExists, ProjectNotFound
 from services.annotation.settings import ProjectSettings
 
 PROJECT_NAMESPACE = uuid.UUID("0b7a3c52-8d0e-4f63-a1d4-5e2f6b9c7d31")
 
 
-class ProjectNotFound(LookupError):
-    pass
-
-
-class ProjectExists(ValueError):
-    pass
+__all__ = ["ProjectExists", "ProjectNotFound", "ProjectRecord", "load_project", "load_project_by_id"]
 
 
 @dataclass(frozen=True)
@@ -62,16 +58,18 @@ async def create_project(conn: AsyncConnection, name: str, settings: ProjectSett
 
 
 async def load_project(conn: AsyncConnection, name: str) -> ProjectRecord:
-    row = (await conn.execute(select(tables.projects).where(tables.projects.c.name == name))).first()
-    if row is None:
-        raise ProjectNotFound(name)
-    return ProjectRecord(row.id, row.name, ProjectSettings.model_validate(row.settings or {}))
+    """The project named ``name`` (:class:`ProjectNotFound` when there is none)."""
+    return await _load(conn, tables.projects.c.name == name, name)
 
 
 async def load_project_by_id(conn: AsyncConnection, identifier: str) -> ProjectRecord:
-    row = (await conn.execute(select(tables.projects).where(tables.projects.c.id == identifier))).first()
+    return await _load(conn, tables.projects.c.id == identifier, identifier)
+
+
+async def _load(conn: AsyncConnection, condition: ColumnElement[bool], named: str) -> ProjectRecord:
+    row = (await conn.execute(select(tables.projects).where(condition))).first()
     if row is None:
-        raise ProjectNotFound(identifier)
+        raise ProjectNotFound(named)
     return ProjectRecord(row.id, row.name, ProjectSettings.model_validate(row.settings or {}))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,36 +12,20 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from medal.db.engine import insert_ignore
-from medal.db.messaging import add_to_outbox
 from medal.db.schema import annotation as tables
 from medal.db.schema.base import utcnow
 from medal.platform import Platform
-from proto import RoundCompleted, envelope_for
+from medal.unit_of_work import UnitOfWork
+from proto import RoundCompleted
 from proto.loop import PoolItem
 from proto.manifests import LabelledItem, LabelledSet, Pool
+from services.annotation.errors import EmptyPool, NoLabels, ProjectStarted
 from services.annotation.projects import ProjectRecord
+from services.annotation.records import Round, RoundFailure
 
-SOURCE = "annotation"
 NIL = "00000000-0000-0000-0000-000000000000"
 ROUND_NAMESPACE = uuid.UUID("5d1f0a8e-3c2b-4e71-9b6a-0f4d2c8e1a77")
-
-
-class RoundConflict(ValueError):
-    """The round cannot do that now; ``code`` is the API error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(frozen=True)
-class RoundInfo:
-    id: str
-    number: int
-    state: str
-    source: str
-    tasks: int
-    submitted: int
+SEED_LIMIT = 2**31
 
 
 async def human_masks(conn: AsyncConnection, project_id: str) -> dict[str, str]:
@@ -87,15 +70,14 @@ async def project_done(conn: AsyncConnection, project: ProjectRecord) -> bool:
     settings = project.settings
     if settings.label_budget is not None and await labels_count(conn, project.id) >= settings.label_budget:
         return True
-    best = (
-        await conn.execute(
-            select(tables.models.c.validation_dice)
-            .where(tables.models.c.project_id == project.id)
-            .order_by(tables.models.c.version.desc())
-            .limit(1)
-        )
-    ).scalar()
+    m = tables.models
+    best = await _newest(conn, m.c.validation_dice, m.c.project_id == project.id, m.c.version)
     return best is not None and best >= settings.target_dice
+
+
+async def _newest(conn: AsyncConnection, column: Any, condition: Any, order: Any) -> Any:
+    """``column`` of the row that comes last by ``order`` among those matching ``condition`` (None: no row)."""
+    return (await conn.execute(select(column).where(condition).order_by(order.desc()).limit(1))).scalar()
 
 
 async def _next_number(conn: AsyncConnection, project_id: str) -> int:
@@ -107,7 +89,7 @@ async def _next_number(conn: AsyncConnection, project_id: str) -> int:
 
 async def create_round(
     conn: AsyncConnection, project: ProjectRecord, image_ids: list[str], source: str, selection_id: str | None
-) -> RoundInfo:
+) -> Round:
     number = await _next_number(conn, project.id)
     round_id = str(uuid.uuid5(ROUND_NAMESPACE, f"{project.id}/{number}"))
     await conn.execute(
@@ -122,7 +104,8 @@ async def create_round(
         )
     )
     await add_tasks(conn, project, round_id, image_ids, start=0)
-    return RoundInfo(round_id, number, "open", source, len(image_ids), 0)
+    (created,) = await round_summaries(conn, project.id, round_id)
+    return created
 
 
 async def add_tasks(
@@ -144,15 +127,13 @@ async def add_tasks(
         )
 
 
-async def start_cold_start(conn: AsyncConnection, project: ProjectRecord) -> RoundInfo:
+async def start_cold_start(conn: AsyncConnection, project: ProjectRecord) -> Round:
     """Round 0: a seeded random sample (no model exists yet); the rest of the order is the backlog."""
     if await _next_number(conn, project.id) != 0:
-        raise RoundConflict(
-            "project-started", "the project already has rounds; next rounds come from the query service"
-        )
+        raise ProjectStarted("the project already has rounds; next rounds come from the query service")
     pool = [row.id for row in await unlabelled_images(conn, project.id)]
     if not pool:
-        raise RoundConflict("empty-pool", "the project has no unlabelled images to start with")
+        raise EmptyPool("the project has no unlabelled images to start with")
     order = [pool[i] for i in np.random.default_rng(project.settings.seed).permutation(len(pool))]
     size = min(project.settings.initial_labels, len(order))
     selection_id = str(uuid.uuid5(ROUND_NAMESPACE, f"{project.id}/cold-start"))
@@ -194,11 +175,30 @@ async def round_finished(conn: AsyncConnection, round_id: str) -> bool:
     return not pending
 
 
-async def complete_round(platform: Platform, conn: AsyncConnection, project: ProjectRecord, round_row: Any) -> None:
+async def complete_round(platform: Platform, uow: UnitOfWork, project: ProjectRecord, round_row: Any) -> None:
     """Snapshot the labelled set and the pool, queue round.completed.v1, and open the next round if useful."""
+    conn = uow.conn
+    pool_size = await emit_training(platform, uow, project, round_row, attempt=1)
+    await conn.execute(
+        update(tables.rounds).where(tables.rounds.c.id == round_row.id).values(state="completed", completed_at=utcnow())
+    )
+    if project.settings.keep_annotators_busy and pool_size and not await project_done(conn, project):
+        backlog = await _backlog(conn, project)
+        if backlog:
+            await create_round(conn, project, backlog[: project.settings.batch], "backlog", None)
+
+
+async def emit_training(
+    platform: Platform, uow: UnitOfWork, project: ProjectRecord, round_row: Any, *, attempt: int
+) -> int:
+    """Snapshot today's labelled set and pool as manifests and queue the round's train event; the pool size.
+
+    The message id comes from the round and the attempt, so a retry is a new message and a repeat is not.
+    """
+    conn = uow.conn
     labelled = await human_masks(conn, project.id)
     if not labelled:
-        raise RoundConflict("no-labels", "the project has no labelled images: nothing to train on")
+        raise NoLabels()
     images = {
         row.id: row
         for row in await conn.execute(
@@ -212,54 +212,39 @@ async def complete_round(platform: Platform, conn: AsyncConnection, project: Pro
         for i, key in sorted(labelled.items())
         if i in images and not images[i].held_out
     ]
+    if not train_items:
+        raise NoLabels()
     pool_rows = await unlabelled_images(conn, project.id)
+    round_id = uuid.UUID(round_row.id)
     labelled_set = LabelledSet(
-        project=project.name,
-        round_id=uuid.UUID(round_row.id),
-        num_classes=project.settings.num_classes,
-        items=train_items,
+        project=project.name, round_id=round_id, num_classes=project.settings.num_classes, items=train_items
     )
     pool = Pool(
         project=project.name,
-        round_id=uuid.UUID(round_row.id),
+        round_id=round_id,
         items=[PoolItem(image_id=uuid.UUID(r.id), image_key=r.training_key) for r in pool_rows],
-    )
-    labelled_key = await _put_manifest(platform, labelled_set.model_dump(mode="json"))
-    pool_key = await _put_manifest(platform, pool.model_dump(mode="json"))
-    await conn.execute(
-        update(tables.rounds).where(tables.rounds.c.id == round_row.id).values(state="completed", completed_at=utcnow())
     )
     event = RoundCompleted(
         project=project.name,
-        round_id=uuid.UUID(round_row.id),
+        round_id=round_id,
         round_number=round_row.number,
         labels=len(train_items),
-        labelled_set_key=labelled_key,
-        pool_key=pool_key,
+        labelled_set_key=await _put_manifest(platform, labelled_set.model_dump(mode="json")),
+        pool_key=await _put_manifest(platform, pool.model_dump(mode="json")),
         committee_size=project.settings.committee,
         training=project.settings.training_spec(),
         selection=project.settings.selection_spec(),
-        seed=project.settings.seed + round_row.number,
+        seed=(project.settings.seed + round_row.number) % SEED_LIMIT,
+        attempt=attempt,
     )
-    await add_to_outbox(
-        conn, envelope_for(event, source=SOURCE, message_id=uuid.uuid5(ROUND_NAMESPACE, f"done/{round_row.id}"))
-    )
-    if project.settings.keep_annotators_busy and pool_rows and not await project_done(conn, project):
-        backlog = await _backlog(conn, project)
-        if backlog:
-            await create_round(conn, project, backlog[: project.settings.batch], "backlog", None)
+    await uow.emit(event, message_id=uuid.uuid5(ROUND_NAMESPACE, f"done/{round_row.id}/{attempt}"))
+    return len(pool_rows)
 
 
 async def _backlog(conn: AsyncConnection, project: ProjectRecord) -> list[str]:
     """The newest selection's next-best candidates that are still unlabelled and not in a task."""
-    latest = (
-        await conn.execute(
-            select(tables.selections.c.backlog)
-            .where(tables.selections.c.project_id == project.id)
-            .order_by(tables.selections.c.created_at.desc())
-            .limit(1)
-        )
-    ).scalar()
+    sel = tables.selections
+    latest = await _newest(conn, sel.c.backlog, sel.c.project_id == project.id, sel.c.created_at)
     if not latest:
         return []
     unlabelled = {row.id for row in await unlabelled_images(conn, project.id)}
@@ -274,7 +259,7 @@ async def apply_selection(
     model_version_id: str,
     chosen: list[str],
     backlog: list[str],
-) -> RoundInfo | None:
+) -> Round | None:
     """Turn a selection into the next round's tasks (replacing untouched backlog tasks)."""
     created = await insert_ignore(
         conn,
@@ -326,20 +311,32 @@ async def _put_manifest(platform: Platform, document: dict[str, Any]) -> str:
     return stored.key
 
 
-async def round_summaries(conn: AsyncConnection, project_id: str) -> list[RoundInfo]:
+async def round_summaries(conn: AsyncConnection, project_id: str, round_id: str | None = None) -> list[Round]:
+    """The project's rounds (or the one ``round_id``) with their task counts and any training failure."""
     r, t = tables.rounds, tables.tasks
-    rows = await conn.execute(
-        select(
-            r.c.id,
-            r.c.number,
-            r.c.state,
-            r.c.source,
-            func.count(t.c.id).label("tasks"),
-            func.count(t.c.submitted_at).label("submitted"),
-        )
+    columns = (r.c.id, r.c.number, r.c.state, r.c.source, r.c.attempt, r.c.completed_at)
+    failure = (r.c.failure_code, r.c.failure_reason, r.c.failed_at)
+    query = (
+        select(*columns, *failure, func.count(t.c.id).label("tasks"), func.count(t.c.submitted_at).label("submitted"))
         .select_from(r.outerjoin(t, t.c.round_id == r.c.id))
         .where(r.c.project_id == project_id)
-        .group_by(r.c.id, r.c.number, r.c.state, r.c.source)
+        .group_by(*columns, *failure)
         .order_by(r.c.number)
     )
-    return [RoundInfo(row.id, row.number, row.state, row.source, row.tasks, row.submitted) for row in rows]
+    if round_id is not None:
+        query = query.where(r.c.id == round_id)
+    return [_round(row) for row in await conn.execute(query)]
+
+
+def _round(row: Any) -> Round:
+    failure = None
+    if row.state == "training-failed" and row.failure_code:
+        failure = RoundFailure(
+            round_id=row.id,
+            round_number=row.number,
+            attempt=row.attempt,
+            code=row.failure_code,
+            reason=row.failure_reason or "",
+            failed_at=row.failed_at,
+        )
+    return Round.model_validate({**row._mapping, "failure": failure})

@@ -3,103 +3,50 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from medal.db.engine import insert_ignore
-from medal.db.messaging import claim_message
 from medal.db.schema import annotation as tables
 from medal.db.schema.base import utcnow
 from medal.platform import Platform
 from medal.storage import ObjectNotFound
-from proto import Envelope, ImageIngested, IngestJobCompleted
+from proto import ImageIngested
 from services.annotation import projects
-from services.annotation.projects import ProjectExists, ProjectNotFound, project_id
+from services.annotation.errors import ImageNotFound, ProjectNotFound
+from services.annotation.projects import project_id
+from services.annotation.records import Image, Project
 from services.annotation.settings import ProjectSettings
 
-CONSUMER = "annotation"
-log = logging.getLogger("medal.annotation")
 
-__all__ = ["ImageNotFound", "ProjectExists", "ProjectNotFound"]
-
-
-class ImageNotFound(LookupError):
-    pass
-
-
-@dataclass(frozen=True)
-class Project:
-    id: str
-    name: str
-    images: int
-    created_at: datetime
-    settings: ProjectSettings
-
-
-@dataclass(frozen=True)
-class Image:
-    id: str
-    study_id: str
-    series_id: str
-    instance_id: str
-    frame: int
-    modality: str
-    width: int
-    height: int
-    held_out: bool
-    created_at: datetime
-
-
-async def record_ingest_job(platform: Platform, envelope: Envelope, event: IngestJobCompleted) -> bool:
-    """Note that an ingest submission finished (its images arrive as their own events). Idempotent."""
-    async with platform.db.begin() as conn:
-        if not await claim_message(conn, CONSUMER, str(envelope.id)):
-            return False
-    log.info(
-        "ingest job %s for project %s finished: %d accepted, %d quarantined, %d duplicates, %d refused",
-        event.job_id,
-        event.project,
-        event.accepted,
-        event.quarantined,
-        event.duplicates,
-        event.refused,
+async def record_ingested_image(conn: AsyncConnection, event: ImageIngested) -> bool:
+    """Offer a newly ingested image for annotation (False: quarantined, or known already)."""
+    if event.quarantined:
+        return False
+    await projects.ensure_project(conn, event.project)
+    return await insert_ignore(
+        conn,
+        tables.images,
+        {
+            "id": str(event.image_id),
+            "project_id": project_id(event.project),
+            "study_id": str(event.study_id),
+            "series_id": str(event.series_id),
+            "instance_id": str(event.instance_id),
+            "frame": event.frame,
+            "modality": event.modality,
+            "width": event.width,
+            "height": event.height,
+            "display_key": event.display_key,
+            "training_key": event.training_key,
+            "dicom_key": event.dicom_key,
+            "training_offset": event.training_offset,
+            "held_out": False,
+            "created_at": utcnow(),
+        },
+        ["id"],
     )
-    return True
-
-
-async def record_ingested_image(platform: Platform, envelope: Envelope, event: ImageIngested) -> bool:
-    """Offer a newly ingested image for annotation. Idempotent on the message id; False for a repeat."""
-    async with platform.db.begin() as conn:
-        if not await claim_message(conn, CONSUMER, str(envelope.id)):
-            return False
-        if event.quarantined:
-            return False
-        await projects.ensure_project(conn, event.project)
-        return await insert_ignore(
-            conn,
-            tables.images,
-            {
-                "id": str(event.image_id),
-                "project_id": project_id(event.project),
-                "study_id": str(event.study_id),
-                "series_id": str(event.series_id),
-                "instance_id": str(event.instance_id),
-                "frame": event.frame,
-                "modality": event.modality,
-                "width": event.width,
-                "height": event.height,
-                "display_key": event.display_key,
-                "training_key": event.training_key,
-                "dicom_key": event.dicom_key,
-                "training_offset": event.training_offset,
-                "held_out": False,
-                "created_at": utcnow(),
-            },
-            ["id"],
-        )
 
 
 async def create_project(platform: Platform, name: str, settings: ProjectSettings) -> Project:
@@ -125,7 +72,11 @@ async def _projects(platform: Platform, name: str | None = None) -> list[Project
         images = {row.project_id: row.images for row in await conn.execute(counts)}
     return [
         Project(
-            row.id, row.name, images.get(row.id, 0), row.created_at, ProjectSettings.model_validate(row.settings or {})
+            id=row.id,
+            name=row.name,
+            images=images.get(row.id, 0),
+            created_at=row.created_at,
+            settings=ProjectSettings.model_validate(row.settings or {}),
         )
         for row in rows
     ]
@@ -146,31 +97,10 @@ async def list_images(platform: Platform, name: str, *, limit: int, offset: int)
     project = await get_project(platform, name)
     i = tables.images
     async with platform.db.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(i)
-                .where(i.c.project_id == project.id)
-                .order_by(i.c.created_at, i.c.id)
-                .limit(limit)
-                .offset(offset)
-            )
-        ).all()
-    images = [
-        Image(
-            r.id,
-            r.study_id,
-            r.series_id,
-            r.instance_id,
-            r.frame,
-            r.modality,
-            r.width,
-            r.height,
-            r.held_out,
-            r.created_at,
+        rows = await conn.execute(
+            select(i).where(i.c.project_id == project.id).order_by(i.c.created_at, i.c.id).limit(limit).offset(offset)
         )
-        for r in rows
-    ]
-    return project.images, images
+        return project.images, [Image.model_validate(row) for row in rows]
 
 
 async def set_held_out(platform: Platform, image_id: str, held_out: bool) -> None:

@@ -1,11 +1,10 @@
-"""Tasks: leasing to one annotator at a time, submitting and skipping; versioned mask edits."""
+"""Tasks: leased to one caller at a time, submitted and skipped by that caller; versioned mask edits."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -14,45 +13,24 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from medal.db.schema import annotation as tables
 from medal.db.schema.base import utcnow
 from medal.platform import Platform
+from medal.unit_of_work import UnitOfWork
 from services.annotation import mask_codec, projects, rounds
+from services.annotation.errors import (
+    ImageNotFound,
+    LeaseExpired,
+    MaskNotFound,
+    NotYourLease,
+    StaleVersion,
+    TaskClosed,
+    TaskNotFound,
+)
 from services.annotation.mask_codec import Mask
+from services.annotation.records import MaskSaved, TaskLease
+
+SOURCE = "annotation"
 
 
-class TaskConflict(ValueError):
-    """The task cannot take this action now; ``code`` is the API error code, ``status`` the HTTP status."""
-
-    def __init__(self, code: str, message: str, status: int = 409) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-
-
-class TaskNotFound(LookupError):
-    pass
-
-
-@dataclass(frozen=True)
-class TaskLease:
-    task_id: str
-    round_id: str
-    round_number: int
-    image_id: str
-    width: int
-    height: int
-    lease_token: str
-    lease_expires_at: datetime
-
-
-@dataclass(frozen=True)
-class StoredMask:
-    image_id: str
-    version: int
-    key: str
-    machine_made: bool
-    round_completed: bool = False
-
-
-async def lease_next(platform: Platform, project_name: str, annotator: str) -> TaskLease | None:
+async def lease_next(platform: Platform, project_name: str, caller_id: str) -> TaskLease | None:
     """Lease the next open task (or one whose lease expired) of the project's open rounds."""
     t, r, i = tables.tasks, tables.rounds, tables.images
     async with platform.db.begin() as conn:
@@ -60,7 +38,14 @@ async def lease_next(platform: Platform, project_name: str, annotator: str) -> T
         now = utcnow()
         candidates = (
             await conn.execute(
-                select(t.c.id, t.c.round_id, r.c.number, t.c.image_id, i.c.width, i.c.height)
+                select(
+                    t.c.id.label("task_id"),
+                    t.c.round_id,
+                    r.c.number.label("round_number"),
+                    t.c.image_id,
+                    i.c.width,
+                    i.c.height,
+                )
                 .join(r, r.c.id == t.c.round_id)
                 .join(i, i.c.id == t.c.image_id)
                 .where(
@@ -78,17 +63,18 @@ async def lease_next(platform: Platform, project_name: str, annotator: str) -> T
             claimed = await conn.execute(
                 update(t)
                 .where(
-                    t.c.id == row.id,
+                    t.c.id == row.task_id,
                     or_(t.c.state == "open", (t.c.state == "leased") & (t.c.lease_expires_at < now)),
                 )
-                .values(state="leased", lease_owner=annotator, lease_token=token, lease_expires_at=expires)
+                .values(state="leased", lease_owner=caller_id, lease_token=token, lease_expires_at=expires)
             )
             if claimed.rowcount == 1:
-                return TaskLease(row.id, row.round_id, row.number, row.image_id, row.width, row.height, token, expires)
+                return TaskLease(**row._mapping, lease_token=token, lease_expires_at=expires)
     return None
 
 
-async def _leased_task(conn: AsyncConnection, task_id: str, token: str) -> Any:
+async def _leased_task(conn: AsyncConnection, task_id: str, token: str, caller_id: str) -> Any:
+    """The task, if ``caller_id`` holds its lease under ``token`` and the lease is still running."""
     t, i = tables.tasks, tables.images
     row = (
         await conn.execute(select(t, i.c.width, i.c.height).join(i, i.c.id == t.c.image_id).where(t.c.id == task_id))
@@ -96,47 +82,55 @@ async def _leased_task(conn: AsyncConnection, task_id: str, token: str) -> Any:
     if row is None:
         raise TaskNotFound(task_id)
     if row.state in ("submitted", "skipped"):
-        raise TaskConflict("task-closed", f"task was already {row.state}")
-    if row.state != "leased" or row.lease_token != token:
-        raise TaskConflict("not-your-lease", "task is not leased to you (lease it again)")
+        raise TaskClosed(f"task was already {row.state}")
+    if row.state != "leased" or row.lease_token != token or row.lease_owner != caller_id:
+        raise NotYourLease("task is not leased to you (lease it again)")
     if row.lease_expires_at < utcnow():
-        raise TaskConflict("lease-expired", "your lease on this task expired; lease the next task again")
+        raise LeaseExpired("your lease on this task expired; lease the next task again")
     return row
 
 
-async def submit(platform: Platform, task_id: str, token: str, mask: Mask) -> StoredMask:
-    """Validate and store the mask, close the task, and complete the round when it was the last one."""
+async def submit(platform: Platform, task_id: str, token: str, caller_id: str, mask: Mask) -> MaskSaved:
+    """Validate and store the caller's mask, close the task, and complete the round when it was the last one."""
     async with platform.db.connect() as conn:
-        row = await _leased_task(conn, task_id, token)
+        row = await _leased_task(conn, task_id, token, caller_id)
         project = await projects.load_project_by_id(conn, row.project_id)
     mask_codec.validate(mask, width=row.width, height=row.height, num_classes=project.settings.num_classes)
     png = mask_codec.encode_png(mask)
     stored = await asyncio.to_thread(platform.store.put_content, "masks", png, "png", "image/png")
     t = tables.tasks
-    async with platform.db.begin() as conn:
-        closed = await conn.execute(
+    async with platform.unit_of_work(SOURCE) as uow:
+        closed = await uow.conn.execute(
             update(t)
-            .where(t.c.id == task_id, t.c.state == "leased", t.c.lease_token == token, t.c.lease_expires_at >= utcnow())
+            .where(
+                t.c.id == task_id,
+                t.c.state == "leased",
+                t.c.lease_token == token,
+                t.c.lease_owner == caller_id,
+                t.c.lease_expires_at >= utcnow(),
+            )
             .values(state="submitted", submitted_at=utcnow())
         )
         if closed.rowcount != 1:
-            raise TaskConflict("lease-expired", "your lease on this task ended before the mask was saved")
-        version = await _insert_mask(conn, project.id, row.image_id, stored.key, stored.sha256, row.lease_owner)
-        completed = await _complete_if_finished(platform, conn, project, row.round_id)
-    return StoredMask(row.image_id, version, stored.key, False, completed)
+            raise LeaseExpired("your lease on this task ended before the mask was saved")
+        version = await _insert_mask(uow.conn, project.id, row.image_id, stored.key, stored.sha256, caller_id)
+        completed = await _complete_if_finished(platform, uow, project, row.round_id)
+    return MaskSaved(image_id=row.image_id, version=version, round_completed=completed)
 
 
-async def skip(platform: Platform, task_id: str, token: str) -> bool:
-    async with platform.db.begin() as conn:
-        row = await _leased_task(conn, task_id, token)
-        project = await projects.load_project_by_id(conn, row.project_id)
-        await conn.execute(update(tables.tasks).where(tables.tasks.c.id == task_id).values(state="skipped"))
-        return await _complete_if_finished(platform, conn, project, row.round_id)
+async def skip(platform: Platform, task_id: str, token: str, caller_id: str) -> bool:
+    """The caller gives a leased task back without a mask; True when that completed the round."""
+    async with platform.unit_of_work(SOURCE) as uow:
+        row = await _leased_task(uow.conn, task_id, token, caller_id)
+        project = await projects.load_project_by_id(uow.conn, row.project_id)
+        await uow.conn.execute(update(tables.tasks).where(tables.tasks.c.id == task_id).values(state="skipped"))
+        return await _complete_if_finished(platform, uow, project, row.round_id)
 
 
 async def _complete_if_finished(
-    platform: Platform, conn: AsyncConnection, project: projects.ProjectRecord, round_id: str
+    platform: Platform, uow: UnitOfWork, project: projects.ProjectRecord, round_id: str
 ) -> bool:
+    conn = uow.conn
     if not await rounds.round_finished(conn, round_id):
         return False
     round_row = (await conn.execute(select(tables.rounds).where(tables.rounds.c.id == round_id))).first()
@@ -144,7 +138,7 @@ async def _complete_if_finished(
         return False
     if not await rounds.human_masks(conn, project.id):
         return False  # everything skipped: nothing to train on; an admin closes or re-opens the round
-    await rounds.complete_round(platform, conn, project, round_row)
+    await rounds.complete_round(platform, uow, project, round_row)
     return True
 
 
@@ -160,10 +154,7 @@ async def _insert_mask(
     model_version_id: str | None = None,
     confidence: float | None = None,
 ) -> int:
-    current = (
-        await conn.execute(select(func.max(tables.masks.c.version)).where(tables.masks.c.image_id == image_id))
-    ).scalar()
-    version = int(current or 0) + 1
+    version = await mask_version(conn, image_id) + 1
     await conn.execute(
         tables.masks.insert().values(
             id=str(uuid.uuid4()),
@@ -189,13 +180,13 @@ async def mask_version(conn: AsyncConnection, image_id: str) -> int:
     return int(current or 0)
 
 
-async def edit_mask(platform: Platform, image_id: str, expected_version: int, author: str, mask: Mask) -> StoredMask:
+async def edit_mask(platform: Platform, image_id: str, expected_version: int, author: str, mask: Mask) -> MaskSaved:
     """Save a new version only if nobody saved one since ``expected_version`` (optimistic concurrency)."""
     i = tables.images
     async with platform.db.connect() as conn:
         image = (await conn.execute(select(i).where(i.c.id == image_id))).first()
         if image is None:
-            raise TaskNotFound(image_id)
+            raise ImageNotFound(image_id)
         project = await projects.load_project_by_id(conn, image.project_id)
     mask_codec.validate(mask, width=image.width, height=image.height, num_classes=project.settings.num_classes)
     stored = await asyncio.to_thread(
@@ -203,9 +194,9 @@ async def edit_mask(platform: Platform, image_id: str, expected_version: int, au
     )
     async with platform.db.begin() as conn:
         if await mask_version(conn, image_id) != expected_version:
-            raise TaskConflict("stale-version", "the mask changed since you loaded it: reload, then save again", 412)
+            raise StaleVersion()
         version = await _insert_mask(conn, project.id, image_id, stored.key, stored.sha256, author)
-    return StoredMask(image_id, version, stored.key, False)
+    return MaskSaved(image_id=image_id, version=version)
 
 
 async def current_mask(platform: Platform, image_id: str) -> tuple[int, bytes, bool, float | None, str | None]:
@@ -216,6 +207,6 @@ async def current_mask(platform: Platform, image_id: str) -> tuple[int, bytes, b
             await conn.execute(select(m).where(m.c.image_id == image_id).order_by(m.c.version.desc()).limit(1))
         ).first()
     if row is None:
-        raise TaskNotFound(image_id)
+        raise MaskNotFound(image_id)
     data = await asyncio.to_thread(platform.store.get, row.key)
     return row.version, data, row.machine_made, row.confidence, row.model_version_id

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,22 +12,9 @@ from sqlalchemy import select
 
 from medal.db.schema import annotation as tables
 from medal.platform import Platform
+from services.annotation.errors import ImageNotFound, RoundNotFound
+from services.annotation.records import RoundTask
 from services.annotation.settings import WINDOW_PRESETS
-
-
-class NotFound(LookupError):
-    pass
-
-
-@dataclass(frozen=True)
-class TaskView:
-    task_id: str
-    image_id: str
-    position: int
-    state: str
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-    submitted_at: datetime | None
 
 
 def window(values: NDArray[np.int32], center: float, width: float) -> NDArray[np.uint8]:
@@ -45,7 +30,7 @@ async def windowed_png(platform: Platform, image_id: str, preset: str) -> bytes:
     async with platform.db.connect() as conn:
         row = (await conn.execute(select(i).where(i.c.id == image_id))).first()
     if row is None:
-        raise NotFound(image_id)
+        raise ImageNotFound(image_id)
     limits = WINDOW_PRESETS.get(preset)
     if limits is None:
         return await asyncio.to_thread(platform.store.get, row.display_key)
@@ -59,14 +44,13 @@ async def windowed_png(platform: Platform, image_id: str, preset: str) -> bytes:
     return buffer.getvalue()
 
 
-async def round_tasks(platform: Platform, round_id: str) -> list[TaskView]:
+async def round_tasks(platform: Platform, round_id: str) -> list[RoundTask]:
     t = tables.tasks
     async with platform.db.connect() as conn:
         exists = (await conn.execute(select(tables.rounds.c.id).where(tables.rounds.c.id == round_id))).first()
         if exists is None:
-            raise NotFound(round_id)
-        rows = await conn.execute(select(t).where(t.c.round_id == round_id).order_by(t.c.position))
-        return [
-            TaskView(r.id, r.image_id, r.position, r.state, r.lease_owner, r.lease_expires_at, r.submitted_at)
-            for r in rows
-        ]
+            raise RoundNotFound(round_id)
+        rows = await conn.execute(
+            select(t.c.id.label("task_id"), t).where(t.c.round_id == round_id).order_by(t.c.position)
+        )
+        return [RoundTask.model_validate(row) for row in rows]

@@ -91,7 +91,7 @@ def labelled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.C
         http.post(f"/annotation/v1/projects/{PROJECT}/rounds")
         masks: dict[str, np.ndarray] = {}
         for n in range(2):
-            task = http.post(f"/annotation/v1/projects/{PROJECT}/tasks/lease", json={"annotator": "r"}).json()["task"]
+            task = http.post(f"/annotation/v1/projects/{PROJECT}/tasks/lease").json()["task"]
             mask = np.zeros((128, 128), dtype=np.uint8)
             mask[10 + n : 40, 20:60] = 1
             mask[70:90, 5 + n : 30] = 2

@@ -2,132 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-import io
 import json
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import numpy as np
-import pytest
-from PIL import Image
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from medal.app import build_app
 from medal.db.schema import annotation as tables
 from medal.db.schema.base import utcnow
-from medal.db.schema.messaging import outbox
-from medal.local_server import serve_in_thread
-from medal.settings import Settings
-from proto import BatchSelected, ImageIngested, ModelTrained, PredictionsStored, envelope_for
-from proto.envelope import Envelope
-from proto.loop import Prediction, SelectionSpec, TrainingSpec
+from proto import BatchSelected, ModelPromoted, PredictionsStored
+from proto.loop import Prediction
 from proto.manifests import LabelledSet, Pool
+from tests.annotation.conftest import PROJECT, SIZE, Harness, caller_id, good_mask, png
 from tests.e2e.helpers import wait_for
-
-PROJECT = "lungs"
-SIZE = (12, 10)  # width, height
-SETTINGS = {
-    "classes": [{"name": "ground-glass", "colour": "#00ff00"}, {"name": "consolidation", "colour": "#ff0000"}],
-    "strategy": "suggestive",
-    "candidates": 4,
-    "batch": 2,
-    "initial_labels": 3,
-    "committee": 2,
-    "target_dice": 0.95,
-    "training": {"image_size": 32, "width": 0.0625, "max_epochs": 2},
-}
-
-
-def png(mask: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(mask.astype(np.uint8), mode="L").save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def good_mask() -> bytes:
-    mask = np.zeros((SIZE[1], SIZE[0]), dtype=np.uint8)
-    mask[2:5, 3:7] = 1
-    mask[6:8, 1:3] = 2
-    return png(mask)
-
-
-class Harness:
-    def __init__(self, base: str, app: Any) -> None:
-        self.base = base
-        self.app = app
-        self.platform = app.state.platform
-        self.http = httpx.Client(base_url=base, timeout=30)
-
-    def run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.platform.relay._loop).result(timeout=30)
-
-    def publish(self, message: Any, source: str) -> Envelope:
-        envelope = envelope_for(message, source=source)
-        self.platform.bus.publish(envelope)
-        return envelope
-
-    def outbox(self, message_type: str) -> list[dict[str, Any]]:
-        async def rows() -> list[dict[str, Any]]:
-            async with self.platform.db.connect() as conn:
-                found = await conn.execute(select(outbox.c.body).where(outbox.c.message_type == message_type))
-                return [json.loads(row.body) for row in found]
-
-        result: list[dict[str, Any]] = self.run(rows())
-        return result
-
-    def lease(self, annotator: str = "ann") -> dict[str, Any]:
-        response = self.http.post(f"/annotation/v1/projects/{PROJECT}/tasks/lease", json={"annotator": annotator})
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    def submit(self, task: dict[str, Any], body: bytes = b"", content_type: str = "image/png") -> httpx.Response:
-        return self.http.post(
-            f"/annotation/v1/tasks/{task['task_id']}/mask",
-            content=body or good_mask(),
-            headers={"content-type": content_type, "X-Lease-Token": task["lease_token"]},
-        )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    database = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
-    settings = Settings(data_dir=tmp_path_factory.mktemp("annotation"), api_keys=[], database_url=database)
-    app = build_app(settings, ["annotation"], consume=True, migrate=True)
-    with serve_in_thread(app) as base:
-        h = Harness(base, app)
-        assert h.http.post("/annotation/v1/projects", json={"name": PROJECT, "settings": SETTINGS}).status_code == 201
-        images = []
-        for n in range(10):
-            digest = f"{n:064x}"
-            event = ImageIngested(
-                project=PROJECT,
-                image_id=uuid.uuid4(),
-                study_id=uuid.uuid4(),
-                series_id=uuid.uuid4(),
-                instance_id=uuid.uuid4(),
-                frame=0,
-                modality="CT",
-                width=SIZE[0],
-                height=SIZE[1],
-                display_key=f"display/{digest[:2]}/{digest}.png",
-                display_sha256=digest,
-                training_key=f"training/{digest[:2]}/{digest}.png",
-                training_sha256=digest,
-            )
-            h.publish(event, "ingest")
-            images.append(str(event.image_id))
-        wait_for(lambda: h.http.get(f"/annotation/v1/projects/{PROJECT}/images").json()["total"] == 10)
-        h.images = images  # type: ignore[attr-defined]
-        yield h
-        h.http.close()
 
 
 def test_lease_before_start_says_not_started(harness: Harness) -> None:
-    assert harness.lease() == {"task": None, "status": "not-started"}
+    assert harness.lease() == {"task": None, "status": "not-started", "failure": None}
 
 
 def test_a_round_from_cold_start_to_the_train_event(harness: Harness) -> None:
@@ -139,6 +31,13 @@ def test_a_round_from_cold_start_to_the_train_event(harness: Harness) -> None:
 
     first, second = h.lease("alice")["task"], h.lease("bob")["task"]
     assert first["image_id"] != second["image_id"]
+    holders = {
+        t["task_id"]: t["lease_owner"] for t in h.http.get(f"/annotation/v1/rounds/{first['round_id']}/tasks").json()
+    }
+    assert holders[first["task_id"]] == caller_id("alice") and holders[second["task_id"]] == caller_id("bob")
+    # Bob's token does not make alice the holder of his task, nor does alice's make bob hers.
+    borrowed = h.submit({**second}, who="alice")
+    assert borrowed.status_code == 409 and borrowed.json()["error"]["code"] == "not-your-lease"
 
     wrong_size = h.submit(first, png(np.zeros((3, 3))))
     assert wrong_size.status_code == 422 and "3x3" in wrong_size.json()["error"]["message"]
@@ -163,26 +62,34 @@ def test_a_round_from_cold_start_to_the_train_event(harness: Harness) -> None:
             )
 
     h.run(expire())
-    late = h.submit(second)
+    late = h.submit(second, who="bob")
     assert late.status_code == 409 and late.json()["error"]["code"] == "lease-expired"
     retaken = h.lease("carol")["task"]
     assert retaken["task_id"] == second["task_id"] and retaken["lease_token"] != second["lease_token"]
     rle = {"encoding": "rle", "size": [SIZE[1], SIZE[0]], "runs": [[0, 60], [1, 60]]}
-    assert h.submit(retaken, json.dumps(rle).encode(), "application/json").status_code == 200
+    assert h.submit(retaken, json.dumps(rle).encode(), "application/json", who="carol").status_code == 200
     last = h.lease("alice")["task"]
     response = h.submit(last)
     assert response.json()["round_completed"] is True
 
     (event,) = h.outbox("round.completed.v1")
     payload = event["payload"]
+    assert payload["attempt"] == 1
     assert payload["labels"] == 3 and payload["committee_size"] == 2 and payload["training"]["num_classes"] == 3
     labelled = LabelledSet.model_validate_json(h.platform.store.get(payload["labelled_set_key"]))
     pool = Pool.model_validate_json(h.platform.store.get(payload["pool_key"]))
     assert len(labelled.items) == 3 and len(pool.items) == 7
     assert not {str(i.image_id) for i in labelled.items} & {str(i.image_id) for i in pool.items}
-    rounds = h.http.get(f"/annotation/v1/projects/{PROJECT}/rounds").json()
+    rounds = h.rounds()
     assert [r["state"] for r in rounds] == ["completed", "open"]
     assert rounds[1]["source"] == "backlog" and rounds[1]["tasks"] == 2  # nobody waits for the model
+    assert rounds[0]["attempt"] == 1 and rounds[0]["failure"] is None and rounds[0]["completed_at"]
+    authors = {m["image_id"]: m["author"] for m in h.http.get(f"/annotation/v1/projects/{PROJECT}/masks").json()}
+    assert authors == {
+        first["image_id"]: caller_id("alice"),
+        retaken["image_id"]: caller_id("carol"),
+        last["image_id"]: caller_id("alice"),
+    }
 
 
 def test_selection_replaces_backlog_tasks_and_machine_masks_arrive(harness: Harness) -> None:
@@ -195,25 +102,13 @@ def test_selection_replaces_backlog_tasks_and_machine_masks_arrive(harness: Harn
     assert backlog_round["source"] == "backlog"
 
     round_id = h.outbox("round.completed.v1")[0]["payload"]["round_id"]
-    version_id = uuid.uuid4()
-    spec = TrainingSpec(num_classes=3, image_size=32, width=0.0625, max_epochs=2, patience=1, batch_size=2)
-    selection = SelectionSpec(strategy="suggestive", candidates=4, batch=2)
-    h.publish(
-        ModelTrained(
-            project=PROJECT,
-            round_id=uuid.UUID(round_id),
-            model_version_id=version_id,
-            version=1,
-            member_keys=["weights/aa/a.pt"],
-            validation_dice=0.5,
-            labels=3,
-            pool_key="manifests/aa/pool.json",
-            training=spec,
-            selection=selection,
-        ),
-        "trainer",
-    )
-    wait_for(lambda: len(h.http.get(f"/annotation/v1/projects/{PROJECT}/models").json()) == 1)
+    # Trained is not current: with no promotion yet there is no model to auto-label with.
+    version_id = h.train(round_id, promote=False)
+    assert [m["current"] for m in h.models()] == [False]
+    no_current = h.http.post(f"/annotation/v1/projects/{PROJECT}/autolabel", json={})
+    assert no_current.status_code == 409 and no_current.json()["error"]["code"] == "no-model"
+    h.publish(ModelPromoted(project=PROJECT, model_version_id=version_id, version=1), "trainer")
+    wait_for(lambda: [m["current"] for m in h.models()] == [True])
 
     labelled = {t for t in h.images if h.http.get(f"/annotation/v1/images/{t}/mask").status_code == 200}
     unlabelled = [i for i in h.images if i not in labelled]
@@ -288,6 +183,23 @@ def test_round_closing_and_mask_versions(harness: Harness) -> None:
     assert h.http.put(url, content=good_mask(), headers={"content-type": "image/png"}).status_code == 428
     stale = h.http.put(url, content=good_mask(), headers={"content-type": "image/png", "If-Match": '"0"'})
     assert stale.status_code == 412 and stale.json()["error"]["code"] == "stale-version"
-    saved = h.http.put(url, content=good_mask(), headers={"content-type": "image/png", "If-Match": '"1"'})
+    saved = h.people["bob"].put(url, content=good_mask(), headers={"content-type": "image/png", "If-Match": '"1"'})
     assert saved.status_code == 200 and saved.json()["version"] == 2
     assert h.http.get(url).headers["ETag"] == '"2"'
+    (newest,) = h.http.get(f"/annotation/v1/projects/{PROJECT}/masks").json()
+    assert (newest["version"], newest["author"]) == (2, caller_id("bob"))  # the reviewer, not "api"
+
+
+def test_me_names_the_caller_and_no_key_is_refused(harness: Harness) -> None:
+    h = harness
+    assert h.people["carol"].get("/annotation/v1/me").json() == {"id": caller_id("carol"), "kind": "api-key"}
+    anonymous = httpx.get(f"{h.base}/annotation/v1/me")
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "unauthenticated"
+    # The body no longer names who leases: an old client's "annotator" changes nothing.
+    h.http.post(f"/annotation/v1/projects/{PROJECT}/rounds")
+    leased = h.http.post(f"/annotation/v1/projects/{PROJECT}/tasks/lease", json={"annotator": "mallory"}).json()
+    holders = {
+        t["task_id"]: t["lease_owner"]
+        for t in h.http.get(f"/annotation/v1/rounds/{leased['task']['round_id']}/tasks").json()
+    }
+    assert holders[leased["task"]["task_id"]] == caller_id("alice")

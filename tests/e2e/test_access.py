@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from medal.app import build_app
 from medal.local_server import serve_in_thread
@@ -16,13 +17,13 @@ KEY = "s3cret-test-key"
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("guarded"), api_keys=[KEY])
+    settings = Settings(data_dir=tmp_path_factory.mktemp("guarded"), api_keys=[SecretStr(KEY)])
     with serve_in_thread(build_app(settings, SERVICE_NAMES, consume=False, migrate=True)) as base:
         yield base
 
 
 def service_routes(base: str) -> list[tuple[str, str, str]]:
-    routes = []
+    routes: list[tuple[str, str, str]] = []
     for service in SERVICE_NAMES:
         spec = httpx.get(f"{base}/{service}/openapi.json").json()
         for path, operations in spec["paths"].items():

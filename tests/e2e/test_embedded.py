@@ -103,14 +103,14 @@ def test_duplicate_event_delivery_changes_nothing(
         platform.bus.publish(envelope)
     wait_for(lambda: platform.bus.depth("annotation.events") == consumed_before)
     from proto import decode, encode
-    from services.annotation.service import record_ingested_image
+    from services.annotation.handlers import consumer
 
-    for envelope in envelopes:  # the handler itself says "already processed"
+    handle = consumer.bind(platform)["image.ingested.v1"]
+    for envelope in envelopes:  # the handler itself, called again: its unit of work finds the message handled
+        if envelope.type != "image.ingested.v1":
+            continue
         _, payload = decode(encode(envelope))
-        future = asyncio.run_coroutine_threadsafe(
-            record_ingested_image(platform, envelope, payload), platform.relay._loop
-        )
-        assert future.result() is False
+        asyncio.run_coroutine_threadsafe(handle(envelope, payload), platform.relay._loop).result()
     for project in ("chest", "dup", "redeliver"):
         page = image_page(client, base, project)
         assert page["total"] <= 1, project

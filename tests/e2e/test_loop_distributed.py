@@ -93,7 +93,7 @@ def drive_loop(
 
     def step() -> bool:
         nonlocal labelled
-        while task := http.post(f"{project_url}/tasks/lease", json={"annotator": "r"}).json()["task"]:
+        while task := http.post(f"{project_url}/tasks/lease").json()["task"]:
             saved = http.post(
                 f"{url['annotation']}/annotation/v1/tasks/{task['task_id']}/mask",
                 content=masks[task["image_id"]],

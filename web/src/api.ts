@@ -41,13 +41,32 @@ export interface Project {
   settings: ProjectSettings;
 }
 
+/** Why a round's committee could not be trained (the trainer's round.failed.v1). */
+export interface RoundFailure {
+  round_id: string;
+  round_number: number;
+  attempt: number;
+  code: "bad-training-data" | "attempts-exhausted" | "round-rejected";
+  reason: string;
+  failed_at: string;
+}
+
 export interface Round {
   id: string;
   number: number;
-  state: "open" | "completed";
+  state: "open" | "completed" | "training-failed";
   source: string;
   tasks: number;
   submitted: number;
+  attempt: number;
+  completed_at: string | null;
+  failure: RoundFailure | null;
+}
+
+/** Who is signed in: the owner of leases and the author of masks. */
+export interface Me {
+  id: string;
+  kind: "local" | "api-key";
 }
 
 export interface RoundTask {
@@ -73,7 +92,8 @@ export interface Task {
 
 export interface Lease {
   task: Task | null;
-  status: "leased" | "waiting-for-model" | "done" | "not-started";
+  status: "leased" | "waiting-for-model" | "training-failed" | "done" | "not-started";
+  failure: RoundFailure | null;
 }
 
 export interface ModelVersion {
@@ -94,6 +114,7 @@ export interface Status {
   rounds: Round[];
   models: ModelVersion[];
   done: boolean;
+  failure: RoundFailure | null;
   autolabel: Record<string, unknown>[];
 }
 
@@ -192,6 +213,7 @@ function post(body: unknown, method = "POST"): RequestInit {
 const A = "/annotation/v1";
 
 export const api = {
+  me: () => json<Me>(`${A}/me`),
   projects: () => json<Project[]>(`${A}/projects`),
   project: (p: string) => json<Project>(`${A}/projects/${p}`),
   createProject: (name: string, settings: Partial<ProjectSettings>) =>
@@ -204,8 +226,9 @@ export const api = {
   rounds: (p: string) => json<Round[]>(`${A}/projects/${p}/rounds`),
   startRound: (p: string) => json<Round>(`${A}/projects/${p}/rounds`, { method: "POST" }),
   closeRound: (id: string) => send(`${A}/rounds/${id}/close`, { method: "POST" }),
+  retryRound: (p: string, id: string) => json<Round>(`${A}/projects/${p}/rounds/${id}/retry`, { method: "POST" }),
   roundTasks: (id: string) => json<RoundTask[]>(`${A}/rounds/${id}/tasks`),
-  lease: (p: string, annotator: string) => json<Lease>(`${A}/projects/${p}/tasks/lease`, post({ annotator })),
+  lease: (p: string) => json<Lease>(`${A}/projects/${p}/tasks/lease`, { method: "POST" }),
   submit: (task: Task, rle: unknown) =>
     json<MaskSaved>(`${A}/tasks/${task.task_id}/mask`, {
       method: "POST",

@@ -19,9 +19,15 @@ function nav(project: string | null): void {
     links.push([`#/p/${project}`, project], [`#/p/${project}/queue`, "Queue"], [`#/p/${project}/review`, "Review"], [`#/p/${project}/model`, "Model"]);
   }
   const current = location.hash || "#/";
+  const who = h("span", { class: "muted", "data-testid": "me", title: "Signed in as (the author of your leases and masks)" });
   document.getElementById("nav")!.replaceChildren(
     ...links.map(([href, label]) => h("a", { href, class: current === href ? "active" : "" }, label)),
+    who,
     h("button", { class: "link", title: "API key (when the server requires one)", onclick: () => askKey() }, apiKey() ? "API key ✓" : "API key"),
+  );
+  api.me().then(
+    (me) => who.replaceChildren(me.kind === "local" ? "local user" : me.id),
+    () => who.replaceChildren("not signed in"),
   );
 }
 

@@ -1,4 +1,4 @@
-// What the browser keeps: the annotator's name, the lease being worked on, and every unsent mask.
+// What the browser keeps: the lease being worked on, and every unsent mask (who you are comes from the server).
 // A mask stays in localStorage from the first stroke until the server confirms it saved it.
 
 import type { Task } from "./api";
@@ -18,17 +18,8 @@ export interface UnsentMask {
   problem?: string;
 }
 
-const ANNOTATOR = "medal.annotator";
 const UNSENT = "medal.unsent.";
 const LEASE = "medal.lease.";
-
-export function annotator(): string {
-  return localStorage.getItem(ANNOTATOR) ?? "";
-}
-
-export function setAnnotator(name: string): void {
-  localStorage.setItem(ANNOTATOR, name);
-}
 
 export function currentLease(project: string): Task | null {
   const raw = localStorage.getItem(LEASE + project);

@@ -39,11 +39,15 @@ rounds = Table(
     Column("id", UUID_STR, primary_key=True),
     Column("project_id", UUID_STR, ForeignKey("annotation_projects.id"), nullable=False),
     Column("number", Integer, nullable=False),
-    Column("state", String(16), nullable=False, comment="open | completed"),
+    Column("state", String(16), nullable=False, comment="open | completed | training-failed"),
     Column("source", String(32), nullable=False, comment="cold-start | selection | backlog"),
     Column("selection_id", UUID_STR, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("completed_at", UTCDateTime, nullable=True),
+    Column("attempt", Integer, nullable=False, server_default="1", comment="Training attempt: 2, 3 … after retries"),
+    Column("failure_code", String(32), nullable=True, comment="Why training failed (round.failed.v1 code)"),
+    Column("failure_reason", String(2000), nullable=True, comment="What went wrong and what to fix (no PHI)"),
+    Column("failed_at", UTCDateTime, nullable=True),
     UniqueConstraint("project_id", "number"),
 )
 

@@ -6,6 +6,7 @@ import io
 import itertools
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,11 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import unavailable
-from tests.e2e.helpers import wait_for
+from proto import RoundFailed, envelope_for
 from tests.annotation.ui.browser import chromium, missing
 from tests.annotation.ui.conftest import CLASSES, Running, labelling_project
+from tests.conftest import unavailable
+from tests.e2e.helpers import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +67,13 @@ def rle_to_array(rle: dict[str, Any]) -> np.ndarray:
     return values.reshape(rle["size"])
 
 
-def lease_in_ui(driver: webdriver.Chrome, base: str, project: str, annotator: str) -> dict[str, Any]:
+def lease_in_ui(driver: webdriver.Chrome, base: str, project: str) -> dict[str, Any]:
+    """Lease the next task as the signed-in user (no name to type: the server knows who calls)."""
     driver.get("about:blank")  # a full load: a hash change alone would leave the last page's elements
     driver.get(f"{base}/annotation/ui/#/p/{project}/queue")
     wait(driver, lambda d: project in text_of(d, "h1"))
-    name = css(driver, "input[name=annotator]")
-    name.clear()
-    name.send_keys(annotator)
+    assert "Signed in as local" in text_of(driver, "[data-testid=signed-in-as]")  # no API keys: the local user
+    assert not driver.find_elements(By.CSS_SELECTOR, "input[name=annotator]")
     css(driver, "[data-action=next]").click()
     canvas = css(driver, "[data-testid=mask-canvas]")
     wait(
@@ -102,7 +104,7 @@ def stored_mask(running: Running, image_id: str) -> np.ndarray:
 def test_draw_submit_and_the_task_leaves_the_queue(running: Running, browser: webdriver.Chrome) -> None:
     project = "browser-ct"
     labelling_project(running, project)
-    task = lease_in_ui(browser, running.base, project, "alice")
+    task = lease_in_ui(browser, running.base, project)
     draw_stroke(browser)
     kept = wait(browser, lambda d: storage(d, f"medal.unsent.{task['image_id']}"))  # kept from the first stroke
     drawn = rle_to_array(kept["rle"])
@@ -132,7 +134,7 @@ def test_expired_lease_shows_a_message_and_keeps_the_mask_until_saved(
 ) -> None:
     project = "browser-expiry"
     labelling_project(running, project, lease_seconds=5)
-    task = lease_in_ui(browser, running.base, project, "bob")
+    task = lease_in_ui(browser, running.base, project)
     draw_stroke(browser)
     kept = wait(browser, lambda d: storage(d, f"medal.unsent.{task['image_id']}"))
     expires = time.time() + 5.5
@@ -188,7 +190,7 @@ def test_canvas_tools_shortcuts_and_speed_on_a_512_slice(running: Running, brows
     assert running.http.post(f"/ingest/v1/projects/{project}/instances", files=files).json()["summary"]["accepted"] == 1
     wait_for(lambda: running.http.get(f"/annotation/v1/projects/{project}").json()["images"] == 1)
     assert running.http.post(f"/annotation/v1/projects/{project}/rounds").status_code == 201
-    task = lease_in_ui(browser, running.base, project, "dana")
+    task = lease_in_ui(browser, running.base, project)
     assert (task["width"], task["height"]) == (512, 512)
     key = f"medal.unsent.{task['image_id']}"
     canvas = css(browser, "[data-testid=mask-canvas]")
@@ -265,3 +267,44 @@ def test_model_page_without_models_or_trainer_says_so(running: Running, browser:
     assert "No model yet" in text_of(browser, "[data-testid=advice]")
     assert "not available (no trainer service" in text_of(browser, "[data-testid=training]")
     assert browser.find_element(By.CSS_SELECTOR, "[data-testid=autolabel] button").get_attribute("disabled") is not None
+
+
+def test_model_page_shows_a_failed_round_and_retries_it(running: Running, browser: webdriver.Chrome) -> None:
+    project = "browser-failed"
+    labelling_project(running, project)
+    while task := running.http.post(f"/annotation/v1/projects/{project}/tasks/lease").json()["task"]:
+        mask = np.zeros((task["height"], task["width"]), dtype=np.uint8)
+        mask[:4, :4] = 1
+        buffer = io.BytesIO()
+        Image.fromarray(mask, mode="L").save(buffer, format="PNG")
+        saved = running.http.post(
+            f"/annotation/v1/tasks/{task['task_id']}/mask",
+            content=buffer.getvalue(),
+            headers={"content-type": "image/png", "X-Lease-Token": task["lease_token"]},
+        )
+        assert saved.status_code == 200, saved.text
+    (done,) = running.http.get(f"/annotation/v1/projects/{project}/rounds").json()
+    reason = "the mask of one labelled image cannot be decoded: re-submit it"
+    failed = RoundFailed(
+        project=project,
+        round_id=uuid.UUID(done["id"]),
+        round_number=0,
+        attempt=1,
+        code="bad-training-data",
+        reason=reason,
+    )
+    running.app.state.platform.bus.publish(envelope_for(failed, source="trainer"))
+    wait_for(lambda: running.http.get(f"/annotation/v1/projects/{project}/status").json()["failure"])
+
+    browser.get("about:blank")
+    browser.get(f"{running.base}/annotation/ui/#/p/{project}/model")
+    card = css(browser, "[data-testid=round-failed]")
+    assert card.get_attribute("data-round") == done["id"]
+    assert text_of(browser, "[data-testid=failure-reason]") == reason
+    assert "bad-training-data" in text_of(browser, "[data-testid=round-failed]")
+    css(browser, "[data-action=retry-training]").click()
+    assert "attempt 2" in wait(browser, lambda d: "training again" in banner_text(d) and banner_text(d))
+    wait(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "[data-testid=round-failed]"))
+    (retried,) = running.http.get(f"/annotation/v1/projects/{project}/rounds").json()
+    assert (retried["state"], retried["attempt"]) == ("completed", 2)
+    assert wait(browser, lambda d: text_of(d, "[data-testid=me]")) == "local user"

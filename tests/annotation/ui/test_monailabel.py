@@ -21,11 +21,11 @@ from PIL import Image
 from medal.app import build_app
 from medal.local_server import serve_in_thread
 from medal.settings import Settings
-from proto import ModelTrained, envelope_for
-from proto.loop import SelectionSpec, TrainingSpec
-from tests.e2e.helpers import wait_for
-from tests.committee_helpers import store_members
+from proto import ModelPromoted, ModelTrained, envelope_for
+from proto.loop import TrainingSpec
 from tests.annotation.ui.conftest import CLASSES, Running, labelling_project
+from tests.committee_helpers import store_members
+from tests.e2e.helpers import wait_for
 
 PROJECT = "covid-ct"
 
@@ -154,6 +154,9 @@ def test_train_reports_the_model_and_infer_returns_its_mask(with_inference: Runn
         ]
         == sample["task_id"]
     )
+    # client_id names nobody: the caller (here the local user, no API keys) is the label's author.
+    authors = with_inference.http.get(f"/annotation/v1/projects/{project}/masks").json()
+    assert [m["author"] for m in authors] == ["local"]
     started = client.train_start("medal", {})
     assert started["status"] == "RUNNING"
 
@@ -168,11 +171,11 @@ def test_train_reports_the_model_and_infer_returns_its_mask(with_inference: Runn
         member_keys=store_members(platform, 2, spec=spec),
         validation_dice=0.42,
         labels=1,
-        pool_key="manifests/none.json",
         training=spec,
-        selection=SelectionSpec(strategy="suggestive", candidates=2, batch=1),
     )
     platform.bus.publish(envelope_for(event, source="trainer"))
+    promoted = ModelPromoted(project=project, model_version_id=event.model_version_id, version=1)
+    platform.bus.publish(envelope_for(promoted, source="trainer"))  # the trainer decides it is current
     wait_for(lambda: client.info()["models"]["medal"]["version"] == 1)
     status = client.train_status()
     assert status["status"] == "DONE" and status["result"] == {"version": 1, "labels": 1, "validation_dice": 0.42}
@@ -191,7 +194,7 @@ def test_train_reports_the_model_and_infer_returns_its_mask(with_inference: Runn
 
 
 def _infer_when_ready(client: MONAILabelClient, image_id: str) -> tuple[str, dict[str, Any]] | None:
-    """Inference learns of the model from its own copy of model.trained.v1: retry until it has it."""
+    """Inference learns of the model from its own copies of model.trained and model.promoted: retry until it has it."""
     try:
         path, params = client.infer("medal", image_id, {})
     except MONAILabelClientException as exc:

@@ -1,7 +1,7 @@
 // The model page: versions, the learning curve (quality against labels used), training progress with ETA,
 // and stopping advice (the estimated gain of one more round against its labelling cost).
 
-import { api, ApiError, explain, type ModelVersion, type Project, type Status, type TrainerJob } from "../api";
+import { api, ApiError, explain, type ModelVersion, type Project, type Round, type Status, type TrainerJob } from "../api";
 import { banner, fmtDate, fmtSeconds, h, svg } from "../dom";
 
 export async function renderModel(root: HTMLElement, project: string): Promise<void> {
@@ -14,13 +14,41 @@ export async function renderModel(root: HTMLElement, project: string): Promise<v
     trainerNote = error instanceof ApiError && error.status === 404 ? "Training progress is not available (no trainer service in this process)." : "Training progress is not available right now.";
   }
   const models = status.models;
+  const failed = status.rounds.filter((r) => r.state === "training-failed" && r.failure);
   root.replaceChildren(
     h("section", {}, h("h1", {}, `${project} · model`)),
+    ...failed.map((r) => failedRound(project, r)),
     h("section", { class: "card", "data-testid": "advice" }, h("h2", {}, "Stopping advice"), advice(info, models, status.labels, status.images - status.held_out)),
     h("section", { class: "card" }, h("h2", {}, "Learning curve"), curve(models, info.settings.target_dice)),
     h("section", { class: "card", "data-testid": "training" }, h("h2", {}, "Training"), jobs ? training(jobs) : h("p", { class: "muted" }, trainerNote)),
     h("section", { class: "card" }, h("h2", {}, "Versions"), versions(project, models)),
     h("section", { class: "card", "data-testid": "autolabel" }, h("h2", {}, "Auto-label the rest"), autolabel(project, status)),
+  );
+}
+
+/** A round whose training failed: why, and a button that trains it again on today's labels. */
+function failedRound(project: string, round: Round): HTMLElement {
+  const failure = round.failure!;
+  const retry = async (button: HTMLButtonElement) => {
+    button.disabled = true;
+    try {
+      const again = await api.retryRound(project, round.id);
+      banner(`Round ${again.number} is training again (attempt ${again.attempt}) on the labels as they are now.`, "notice");
+      await renderModel(document.getElementById("app")!, project);
+    } catch (error) {
+      button.disabled = false;
+      banner(`Training was not retried: ${explain(error)}`, "error");
+    }
+  };
+  const button = h("button", { class: "primary", "data-action": "retry-training" }, "Retry training") as HTMLButtonElement;
+  button.addEventListener("click", () => void retry(button));
+  return h(
+    "section",
+    { class: "card warning", "data-testid": "round-failed", "data-round": round.id },
+    h("h2", {}, `Training of round ${round.number} failed`),
+    h("p", {}, h("strong", {}, failure.code), ` (attempt ${failure.attempt}, ${fmtDate(failure.failed_at)}): `, h("span", { "data-testid": "failure-reason" }, failure.reason)),
+    h("p", { class: "muted" }, "Fix the cause (for example correct or re-submit the mask it names), then retry: the round is trained again on today's masks."),
+    button,
   );
 }
 
@@ -45,7 +73,7 @@ function autolabel(project: string, status: Status): HTMLElement {
     {},
     h("p", { class: "muted" }, "The current model labels every image nobody labelled; check its masks in Review."),
     jobs.length ? h("ul", {}, ...jobs) : null,
-    h("button", { onclick: () => void run(), disabled: status.models.length === 0 }, "Auto-label with the current model"),
+    h("button", { onclick: () => void run(), disabled: !status.models.some((m) => m.current) }, "Auto-label with the current model"),
   );
 }
 

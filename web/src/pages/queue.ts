@@ -1,8 +1,9 @@
-// The annotator's queue: who I am, the task I hold, unsent masks kept in this browser, the open round.
+// The annotator's queue: who I am (the signed-in caller), the task I hold, unsent masks kept in this
+// browser, the open round.
 
-import { api, explain } from "../api";
+import { api, explain, type Lease } from "../api";
 import { banner, fmtDate, h, thumb } from "../dom";
-import { allUnsent, annotator, currentLease, forgetUnsent, setAnnotator, setCurrentLease } from "../store";
+import { allUnsent, currentLease, forgetUnsent, setCurrentLease } from "../store";
 
 const WAITING: Record<string, string> = {
   "not-started": "Labelling has not started: start the cold-start round on the project page.",
@@ -10,20 +11,26 @@ const WAITING: Record<string, string> = {
   done: "Labelling is done for this project (target reached or budget spent).",
 };
 
+function whyNoTask(lease: Lease): string {
+  if (lease.status === "training-failed" && lease.failure) {
+    const f = lease.failure;
+    return `Training of round ${f.round_number} failed (${f.code}): ${f.reason} Fix it, then retry on the Model page.`;
+  }
+  return WAITING[lease.status] ?? lease.status;
+}
+
 export async function renderQueue(root: HTMLElement, project: string): Promise<void> {
   const rounds = await api.rounds(project);
   const open = rounds.filter((r) => r.state === "open");
   const tasks = (await Promise.all(open.map((r) => api.roundTasks(r.id)))).flat();
   const held = currentLease(project);
   const stillMine = held && Date.parse(held.lease_expires_at) > Date.now() && tasks.some((t) => t.task_id === held.task_id && t.state === "leased");
-  const name = h("input", { name: "annotator", value: annotator(), placeholder: "your name", pattern: "[A-Za-z0-9._@-]+", required: true, "aria-label": "annotator" });
+  const me = await api.me();
 
   const next = async () => {
-    if (!name.checkValidity() || !name.value) return banner("Enter your name (letters, digits, . _ @ -) to lease tasks.", "warning");
-    setAnnotator(name.value);
     try {
-      const lease = await api.lease(project, name.value);
-      if (!lease.task) return banner(WAITING[lease.status] ?? lease.status, "warning");
+      const lease = await api.lease(project);
+      if (!lease.task) return banner(whyNoTask(lease), "warning");
       setCurrentLease(project, lease.task);
       location.hash = `#/p/${project}/task`;
     } catch (error) {
@@ -42,7 +49,7 @@ export async function renderQueue(root: HTMLElement, project: string): Promise<v
       h(
         "div",
         { class: "actions" },
-        h("label", {}, "Annotator ", name),
+        h("span", { "data-testid": "signed-in-as" }, "Signed in as ", h("strong", {}, me.id)),
         stillMine
           ? h("a", { class: "button primary", href: `#/p/${project}/task`, "data-action": "continue" }, "Continue my task")
           : h("button", { class: "primary", "data-action": "next", onclick: () => void next() }, "Label next image"),
