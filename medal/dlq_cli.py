@@ -24,7 +24,7 @@ EMBEDDED = (
 )
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("dlq", help="list or replay dead-lettered bus messages (distributed mode)")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="every dead letter per queue: id, type, tries, when, reason")

@@ -18,7 +18,7 @@ from medal.preflight import load_settings
 FORMATS = ("png", "nifti", "dicom-seg", "coco")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("export", help="write a project's labelled data set to a folder")
     parser.add_argument("--project", required=True)
     parser.add_argument("--format", required=True, choices=FORMATS)

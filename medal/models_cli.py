@@ -14,7 +14,7 @@ import httpx
 from medal.preflight import load_settings
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("models", help="list, compare, promote or roll back a project's model versions")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="every version with its round, labels, Dice, status and who promoted it")

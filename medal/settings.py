@@ -141,7 +141,7 @@ class Settings(BaseSettings):
         """
         secrets_dir = os.environ.get("MEDAL_SECRETS_DIR")
         if secrets_dir:
-            return cls(_secrets_dir=secrets_dir)  # type: ignore[call-arg]  # BaseSettings init option
+            return cls(_secrets_dir=secrets_dir)  # BaseSettings init option
         return cls()
 
     @property

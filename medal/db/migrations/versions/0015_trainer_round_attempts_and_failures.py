@@ -1,7 +1,7 @@
 """trainer: round attempts and failures, promotions by a caller; pool and selection no longer kept
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-01 21:10:00.000000
 
 - ``trainer_rounds``: ``attempt`` (a person may retry a failed round), ``failure_code``,
@@ -18,7 +18,7 @@ import medal.db.schema.base
 
 
 revision = '0015'
-down_revision = '0013'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
