@@ -93,6 +93,7 @@ async def record(
     """
     if not _NAME.match(action) or not _NAME.match(subject_type):
         raise ValueError("audit action and subject type are short lower-case words")
+    checked = _checked_details(details)
     await conn.execute(
         audit.insert().values(
             at=utcnow(),
@@ -103,7 +104,7 @@ async def record(
             project=project,
             subject_type=subject_type,
             subject_id=str(subject_id)[:255],
-            details=_checked_details(details),
+            details=checked,
         )
     )
 

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
+from pydantic import SecretStr
 
 from medal.access import Action, Caller, from_path, require
 from medal.access.api import access_router
@@ -26,13 +27,34 @@ from tests.conftest import unavailable
 PLATFORM_KEY = "platform-key-for-the-access-tests"
 PROJECTS = {"alpha", "beta"}
 IMAGES = {"0" * 8 + "-0000-4000-8000-" + "0" * 12: "alpha", "1" * 8 + "-1111-4111-8111-" + "1" * 12: "beta"}
-MACHINES = [
-    {"client_id": "alpha-annotator", "client_secret": "a" * 32, "claims": {"realm_access": {"roles": ["medal:alpha:annotator", "offline_access"]}}},
-    {"client_id": "alpha-admin", "client_secret": "b" * 32, "claims": {"realm_access": {"roles": ["medal:alpha:project-admin"]}}},
-    {"client_id": "operator", "client_secret": "c" * 32, "claims": {"realm_access": {"roles": ["medal:platform-admin"]}}},
+MACHINES: list[dict[str, Any]] = [
+    {
+        "client_id": "alpha-annotator",
+        "client_secret": "a" * 32,
+        "claims": {"realm_access": {"roles": ["medal:alpha:annotator", "offline_access"]}},
+    },
+    {
+        "client_id": "alpha-admin",
+        "client_secret": "b" * 32,
+        "claims": {"realm_access": {"roles": ["medal:alpha:project-admin"]}},
+    },
+    {
+        "client_id": "operator",
+        "client_secret": "c" * 32,
+        "claims": {"realm_access": {"roles": ["medal:platform-admin"]}},
+    },
     {"client_id": "no-roles", "client_secret": "d" * 32, "claims": {}},
-    {"client_id": "strange-role", "client_secret": "e" * 32, "claims": {"realm_access": {"roles": ["medal:alpha:overlord"]}}},
-    {"client_id": "short-lived", "client_secret": "f" * 32, "ttl": 1, "claims": {"realm_access": {"roles": ["medal:alpha:annotator"]}}},
+    {
+        "client_id": "strange-role",
+        "client_secret": "e" * 32,
+        "claims": {"realm_access": {"roles": ["medal:alpha:overlord"]}},
+    },
+    {
+        "client_id": "short-lived",
+        "client_secret": "f" * 32,
+        "ttl": 1,
+        "claims": {"realm_access": {"roles": ["medal:alpha:annotator"]}},
+    },
 ]
 PEOPLE = {
     "rita": {"name": "Rita Reviewer", "claims": {"realm_access": {"roles": ["medal:beta:reviewer"]}}},
@@ -70,7 +92,9 @@ def demo_router() -> APIRouter:
         return {"projects": caller.visible(sorted(PROJECTS))}
 
     @router.post("/projects", status_code=201)
-    async def create(caller: Annotated[Caller, Depends(require(Action.CREATE_PROJECT, project=None))]) -> dict[str, str]:
+    async def create(
+        caller: Annotated[Caller, Depends(require(Action.CREATE_PROJECT, project=None))],
+    ) -> dict[str, str]:
         return {"by": caller.id}
 
     @router.get("/projects/{project}/images")
@@ -78,16 +102,21 @@ def demo_router() -> APIRouter:
         return {"project": project, "by": caller.id}
 
     @router.post("/projects/{project}/masks/{mask}/approve")
-    async def approve(project: ProjectPath, caller: Annotated[Caller, Depends(require(Action.APPROVE))]) -> dict[str, str]:
+    async def approve(
+        project: ProjectPath, caller: Annotated[Caller, Depends(require(Action.APPROVE))]
+    ) -> dict[str, str]:
         return {"project": project, "by": caller.id}
 
     @router.post("/projects/{project}/rounds")
-    async def rounds(project: ProjectPath, caller: Annotated[Caller, Depends(require(Action.ROUNDS))]) -> dict[str, str]:
+    async def rounds(
+        project: ProjectPath, caller: Annotated[Caller, Depends(require(Action.ROUNDS))]
+    ) -> dict[str, str]:
         return {"project": project, "by": caller.id}
 
     @router.get("/images/{image_id}")
     async def image(
-        image_id: str, caller: Annotated[Caller, Depends(require(Action.VIEW, project=from_path("image_id", image_project)))]
+        image_id: str,
+        caller: Annotated[Caller, Depends(require(Action.VIEW, project=from_path("image_id", image_project)))],
     ) -> dict[str, str]:
         return {"image": image_id, "by": caller.id}
 
@@ -125,11 +154,11 @@ class Served:
         return platform
 
 
-def access_settings(data_dir: Path, provider: Provider | None = None, **extra: object) -> Settings:
-    oidc: dict[str, object] = {}
+def access_settings(data_dir: Path, provider: Provider | None = None, **extra: Any) -> Settings:
+    values: dict[str, Any] = {"data_dir": data_dir, "api_keys": [SecretStr(PLATFORM_KEY)], "deid_secret": "x" * 32}
     if provider is not None:
-        oidc = {"oidc_issuer": provider.issuer, "oidc_audience": AUDIENCE, "oidc_leeway_seconds": 0}
-    return Settings(data_dir=data_dir, api_keys=[PLATFORM_KEY], deid_secret="x" * 32, **oidc, **extra)  # type: ignore[arg-type]
+        values |= {"oidc_issuer": provider.issuer, "oidc_audience": AUDIENCE, "oidc_leeway_seconds": 0}
+    return Settings.model_validate(values | extra)
 
 
 @pytest.fixture(scope="module")

@@ -88,7 +88,9 @@ class Provider:
         line = self.process.stdout.readline()
         if line.strip() != "ready":
             self.stop()
-            raise RuntimeError(f"the OIDC provider did not start: {(self.workdir / 'provider.log').read_text()[-2000:]}")
+            raise RuntimeError(
+                f"the OIDC provider did not start: {(self.workdir / 'provider.log').read_text()[-2000:]}"
+            )
 
     def stop(self) -> None:
         if self.process is not None:
