@@ -44,7 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     require_distributed(settings, "medal serve")
-    require_safe_configuration(settings, "medal serve")
+    require_safe_configuration(settings, "medal serve", args.service)
     check_dependencies(settings)
     app = build_app(settings, [args.service], consume=False)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
@@ -61,7 +61,7 @@ def _worker(args: argparse.Namespace) -> int:
         )
     settings = load_settings()
     require_distributed(settings, "medal worker")
-    require_safe_configuration(settings, "medal worker")
+    require_safe_configuration(settings, "medal worker", args.service)
     check_dependencies(settings)
     run_worker(settings, args.service)
     return 0

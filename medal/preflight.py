@@ -76,10 +76,12 @@ def _uses_default_deid_secret(settings: Settings) -> bool:
 
 
 MIN_DEID_SECRET = 16
+#: The services that pseudonymise with MEDAL_DEID_SECRET (the others never read it, so need not hold it).
+PSEUDONYMISING_SERVICES = frozenset({"ingest"})
 
 
-def require_safe_configuration(settings: Settings, command: str) -> None:
-    """`medal serve` and `medal worker` never start open to anyone, nor with the development secret."""
+def require_safe_configuration(settings: Settings, command: str, service: str) -> None:
+    """`medal serve` and `medal worker` never start open to anyone, nor pseudonymise with the development secret."""
     if not settings.authentication_configured:
         raise ConfigurationError(
             f"`{command}` will not start open to anyone: set MEDAL_OIDC_ISSUER and MEDAL_OIDC_AUDIENCE "
@@ -88,6 +90,8 @@ def require_safe_configuration(settings: Settings, command: str) -> None:
     if settings.oidc_issuer and not settings.oidc_audience:
         raise ConfigurationError("MEDAL_OIDC_AUDIENCE must be set with MEDAL_OIDC_ISSUER (the `aud` tokens carry)")
     secret = settings.deid_secret.get_secret_value()
+    if service not in PSEUDONYMISING_SERVICES:
+        return
     if _uses_default_deid_secret(settings):
         problem = "the built-in development MEDAL_DEID_SECRET"
     elif len(secret) < MIN_DEID_SECRET:

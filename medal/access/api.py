@@ -244,3 +244,36 @@ async def _audit_page(platform: Platform, project: str | None, after: int, limit
         )
     next_after = entries[-1].seq if len(entries) == limit else None
     return {"entries": [e.as_json() for e in entries], "next_after": next_after}
+
+
+class SignInConfig(_Model):
+    enabled: bool = Field(description="False: no identity provider; API keys only (or the open laptop mode).")
+    issuer: str | None
+    client_id: str | None = Field(description="The public client the web UI signs in with (code + PKCE).")
+    audience: str | None
+    authorization_endpoint: str | None
+    token_endpoint: str | None
+
+
+def sign_in_router() -> APIRouter:
+    """``/v1/auth/config``: what a browser needs to start the code + PKCE sign-in. Mount it unguarded."""
+    router = APIRouter(prefix="/v1", tags=["access"])
+
+    @router.get("/auth/config", response_model=SignInConfig, summary="How to sign in (no credentials needed)")
+    async def config(platform: PlatformDep) -> dict[str, Any]:
+        from medal.access.identify import access_context
+
+        validator = access_context(platform).validator
+        if validator is None:
+            return dict.fromkeys(SignInConfig.model_fields, None) | {"enabled": False}
+        document = await validator.discovery()
+        return {
+            "enabled": True,
+            "issuer": validator.issuer,
+            "client_id": platform.settings.oidc_client_id,
+            "audience": validator.audience,
+            "authorization_endpoint": document.get("authorization_endpoint"),
+            "token_endpoint": document.get("token_endpoint"),
+        }
+
+    return router

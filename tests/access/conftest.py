@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from pydantic import SecretStr
 
 from medal.access import Action, Caller, from_path, require
-from medal.access.api import access_router
+from medal.access.api import access_router, sign_in_router
 from medal.db.migrate import upgrade
 from medal.dependencies import CallerDep, ProjectPath
 from medal.local_server import serve_in_thread
@@ -126,6 +126,7 @@ def demo_router() -> APIRouter:
 def guarded_app(settings: Settings) -> FastAPI:
     """The access router and the demo routes as a service app, mounted at /annotation like `medal up` does."""
     inner = service_app("annotation", "access tests", [access_router(project_exists=project_exists), demo_router()])
+    inner.include_router(sign_in_router())  # unguarded, as the health routes are
 
     @asynccontextmanager
     async def lifespan(root: FastAPI) -> AsyncIterator[None]:

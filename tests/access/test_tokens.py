@@ -151,3 +151,10 @@ def test_no_token_reaches_the_log(served: Served, provider: Provider, caplog: py
     logged = caplog.text
     assert "wrong-audience" in logged
     assert token not in logged and token.split(".")[2] not in logged and key not in logged
+
+
+def test_a_browser_learns_how_to_sign_in_without_credentials(served: Served, provider: Provider) -> None:
+    config = httpx.get(f"{served.base}/v1/auth/config").json()
+    assert config["enabled"] is True and config["issuer"] == provider.issuer
+    assert config["authorization_endpoint"] == f"{provider.issuer}/auth"
+    assert config["token_endpoint"] == f"{provider.issuer}/token"
