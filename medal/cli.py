@@ -7,7 +7,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from medal.preflight import ConfigurationError, check_dependencies, load_settings, require_distributed
+from medal.preflight import (
+    ConfigurationError,
+    check_dependencies,
+    embedded_access_notice,
+    load_settings,
+    require_distributed,
+    require_safe_configuration,
+)
 from medal.settings import SERVICE_NAMES
 
 
@@ -19,9 +26,12 @@ def _up(args: argparse.Namespace) -> int:
     settings = load_settings()
     host = args.host or settings.host
     port = args.port or settings.port
+    notice = embedded_access_notice(settings, host)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     print(f"medal: embedded platform on http://{host}:{port} (state in {settings.data_dir.resolve()})")
     print(f"medal: API docs per service at http://{host}:{port}/<service>/docs: {', '.join(SERVICE_NAMES)}")
+    if notice:
+        print(notice)
     app = build_app(settings, SERVICE_NAMES, consume=True, migrate=True)
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
     return 0
@@ -34,6 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     require_distributed(settings, "medal serve")
+    require_safe_configuration(settings, "medal serve", args.service)
     check_dependencies(settings)
     app = build_app(settings, [args.service], consume=False)
     uvicorn.run(
@@ -56,6 +67,7 @@ def _worker(args: argparse.Namespace) -> int:
         )
     settings = load_settings()
     require_distributed(settings, "medal worker")
+    require_safe_configuration(settings, "medal worker", args.service)
     check_dependencies(settings)
     run_worker(settings, args.service)
     return 0
@@ -116,6 +128,9 @@ def build_parser(*, with_simulate: bool = True) -> argparse.ArgumentParser:
     from medal.dlq_cli import register as register_dlq
 
     register_dlq(commands)
+    from medal.access.keys_cli import register as register_keys
+
+    register_keys(commands)
     if not with_simulate:
         return parser
     try:
@@ -128,7 +143,7 @@ def build_parser(*, with_simulate: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = ("up", "serve", "worker", "migrate", "demo", "export", "models", "ingest", "dlq")
+_COMMANDS = ("up", "serve", "worker", "migrate", "demo", "export", "models", "ingest", "dlq", "keys")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -157,3 +157,60 @@ class Settings(BaseSettings):
     @property
     def distributed(self) -> bool:
         return bool(self.broker_url)
+
+    # --- Access: single sign-on, project keys, sign-in rate limits (medal/access) ---
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="Issuer URL of the OpenID Connect provider (e.g. https://idp/realms/hospital); its "
+        "discovery document and JWKS are fetched from it. Unset: no single sign-on.",
+    )
+    oidc_audience: str | None = Field(
+        default=None, description="The `aud` an access token must carry to be accepted (required with an issuer)."
+    )
+    oidc_discovery_url: str | None = Field(
+        default=None, description="Default: <issuer>/.well-known/openid-configuration."
+    )
+    oidc_roles_claim: str = Field(
+        default="realm_access.roles",
+        pattern=r"^[A-Za-z0-9_:\-/]+(\.[A-Za-z0-9_:\-/]+)*$",
+        description="Dotted path of the roles claim: a list of `medal:<project>:<role>` and `medal:platform-admin` "
+        "names, or an object {project: role}.",
+    )
+    oidc_role_prefix: str = Field(
+        default="medal", pattern=r"^[a-z0-9-]+$", description="Namespace of medal's role names in the claim."
+    )
+    oidc_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["RS256", "PS256", "ES256"],
+        description="Signature algorithms accepted (asymmetric only; never none or HS*).",
+    )
+    oidc_leeway_seconds: int = Field(default=30, ge=0, le=300, description="Clock skew tolerated on exp/nbf/iat.")
+    oidc_jwks_cache_seconds: int = Field(default=3600, ge=10, le=86400, description="How long the JWKS is reused.")
+    oidc_jwks_min_refresh_seconds: float = Field(
+        default=30, ge=0, le=3600, description="An unknown `kid` refetches the JWKS at most this often."
+    )
+    oidc_http_timeout_seconds: float = Field(default=10, gt=0, le=120)
+    oidc_client_id: str | None = Field(
+        default=None, description="Public client the web UI and MONAI Label plugins sign in with (code + PKCE)."
+    )
+    auth_failures_burst: int = Field(
+        default=10, ge=1, le=10000, description="Failed sign-ins a client address may make at once."
+    )
+    auth_failures_per_minute: float = Field(
+        default=6, gt=0, le=10000, description="Failed sign-ins a client address regains per minute."
+    )
+
+    @field_validator("oidc_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            unsafe = [a for a in value if not isinstance(a, str) or a.lower() == "none" or a.upper().startswith("HS")]
+            if unsafe or not value:
+                raise ValueError("only asymmetric signature algorithms (RS*, PS*, ES*, EdDSA) may be accepted")
+        return value
+
+    @property
+    def authentication_configured(self) -> bool:
+        """An identity provider or API keys: callers must prove who they are."""
+        return bool(self.api_keys or self.oidc_issuer)

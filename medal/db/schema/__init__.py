@@ -4,6 +4,7 @@ A service reads and writes only the tables of its own module here (plus ``messag
 outbox and inbox every service uses through medal.db.messaging); an architecture test checks it.
 """
 
+from medal.db.schema import access as access
 from medal.db.schema import annotation, ingest, messaging
 from medal.db.schema import inference as inference
 from medal.db.schema import query as query
