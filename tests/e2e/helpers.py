@@ -28,3 +28,9 @@ def image_page(client: httpx.Client, base: str, project: str) -> dict[str, Any]:
     response.raise_for_status()
     page: dict[str, Any] = response.json()
     return page
+
+
+#: `medal serve` and `medal worker` refuse to start open or with the default de-identification secret.
+E2E_KEY = "e2e-platform-admin-key"
+SECURE_ENV = {"MEDAL_API_KEYS": E2E_KEY, "MEDAL_DEID_SECRET": "e2e-deid-secret-of-32-characters"}
+AUTH_HEADERS = {"X-API-Key": E2E_KEY}

@@ -17,7 +17,9 @@ KEY = "s3cret-test-key"
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("guarded"), api_keys=[SecretStr(KEY)])
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("guarded"), api_keys=[SecretStr(KEY)], auth_failures_burst=10_000
+    )
     with serve_in_thread(build_app(settings, SERVICE_NAMES, consume=False, migrate=True)) as base:
         yield base
 

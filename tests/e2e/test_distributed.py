@@ -17,7 +17,7 @@ import pytest
 from medal.bus.rabbitmq import RabbitBus
 from medal.local_server import free_port
 from proto import Envelope
-from tests.e2e.helpers import image_page, wait_for
+from tests.e2e.helpers import AUTH_HEADERS, SECURE_ENV, image_page, wait_for
 
 
 class Processes:
@@ -58,6 +58,7 @@ def stack(
 ) -> Iterator[tuple[Processes, str]]:
     env = {
         **os.environ,
+        **SECURE_ENV,
         "MEDAL_DATABASE_URL": postgres_url,
         "MEDAL_BROKER_URL": rabbitmq_server,
         "MEDAL_BUS_NAMESPACE": bus_namespace,
@@ -114,7 +115,7 @@ def test_image_travels_across_processes_and_redelivery_changes_nothing(
     worker = procs.start("annotation-worker", "worker", "annotation")
     ingest_url, annotation_url = f"http://127.0.0.1:{ingest_port}", f"http://127.0.0.1:{annotation_port}"
 
-    with httpx.Client(timeout=60) as client:
+    with httpx.Client(timeout=60, headers=AUTH_HEADERS) as client:
         wait_ready(client, ingest_url, ingest, "ingest", procs)
         wait_ready(client, annotation_url, annotation, "annotation", procs)
 
@@ -198,6 +199,7 @@ def test_unreachable_dependencies_give_one_clear_line(
 ) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MEDAL_")},
+        **SECURE_ENV,
         "MEDAL_DATABASE_URL": postgres_url,
         "MEDAL_BROKER_URL": rabbitmq_server,
         "MEDAL_S3_ENDPOINT": s3_server,

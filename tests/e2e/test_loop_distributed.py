@@ -22,7 +22,7 @@ from PIL import Image
 
 from medal.demo.dicom_wrap import wrap_dataset
 from medal.local_server import free_port
-from tests.e2e.helpers import wait_for
+from tests.e2e.helpers import AUTH_HEADERS, SECURE_ENV, wait_for
 from tests.e2e.test_distributed import Processes, wait_ready
 
 PROJECT = "loop"
@@ -134,6 +134,7 @@ def test_whole_loop_across_processes_survives_a_killed_trainer(
     slices = wrap_dataset(tmp_path / "data")
     env = {
         **os.environ,
+        **SECURE_ENV,
         "MEDAL_DATABASE_URL": postgres_url,
         "MEDAL_BROKER_URL": rabbitmq_server,
         "MEDAL_BUS_NAMESPACE": bus_namespace,
@@ -156,7 +157,7 @@ def test_whole_loop_across_processes_survives_a_killed_trainer(
         workers = {name: procs.start(f"{name}-worker", "worker", name) for name in ("annotation", "query", "inference")}
         trainers = [procs.start(f"trainer-worker-{n}", "worker", "trainer") for n in (1, 2)]
         url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        with httpx.Client(timeout=120) as http:
+        with httpx.Client(timeout=120, headers=AUTH_HEADERS) as http:
             for name, process in apis.items():
                 wait_ready(http, url[name], process, name, procs)
             trainer_ids = {f"{socket.gethostname()}:{p.pid}": p for p in trainers}

@@ -23,7 +23,7 @@ from medal.bus.rabbitmq import RabbitBus
 from medal.settings import Settings
 from medal.storage import build_store
 from proto.loop import TrainingSpec
-from tests.e2e.helpers import wait_for
+from tests.e2e.helpers import SECURE_ENV, wait_for
 from tests.trainer.conftest import round_completed
 
 # Long enough (a few seconds per member on a busy 2-core CPU) to kill a worker in the middle.
@@ -72,6 +72,7 @@ def workers(
 ) -> Iterator[Workers]:
     env = {
         **os.environ,
+        **SECURE_ENV,
         "MEDAL_DATABASE_URL": postgres_url,
         "MEDAL_BROKER_URL": rabbitmq_server,
         "MEDAL_BUS_NAMESPACE": bus_namespace,
