@@ -36,6 +36,10 @@ def _serve(args: argparse.Namespace) -> int:
     require_distributed(settings, "medal serve")
     check_dependencies(settings)
     app = build_app(settings, [args.service], consume=False)
+    if args.service == "ingest":
+        from services.ingest.background import with_background
+
+        app = with_background(app)  # the C-STORE SCP when MEDAL_DIMSE_ENABLED
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
     return 0
 
@@ -107,6 +111,9 @@ def build_parser(*, with_simulate: bool = True) -> argparse.ArgumentParser:
     from medal.ingest_cli import register as register_ingest
 
     register_ingest(commands)
+    from medal.pull_cli import register as register_pull
+
+    register_pull(commands)
     if not with_simulate:
         return parser
     try:
@@ -119,7 +126,7 @@ def build_parser(*, with_simulate: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = ("up", "serve", "worker", "migrate", "demo", "export", "models", "ingest")
+_COMMANDS = ("up", "serve", "worker", "migrate", "demo", "export", "models", "ingest", "pull", "push")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
