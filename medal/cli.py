@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from medal.preflight import ConfigurationError, check_dependencies, load_settings, require_distributed
 from medal.settings import SERVICE_NAMES
@@ -37,11 +38,27 @@ def _serve(args: argparse.Namespace) -> int:
     check_dependencies(settings)
     app = build_app(settings, [args.service], consume=False)
     if args.service == "ingest":
-        from services.ingest.background import with_background
-
-        app = with_background(app)  # the C-STORE SCP when MEDAL_DIMSE_ENABLED
+        _with_background(app, args.service)  # ingest's C-STORE SCP when MEDAL_DIMSE_ENABLED
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
     return 0
+
+
+def _with_background(app: Any, service: str) -> None:
+    """Run ``service``'s background tasks inside ``app``'s lifespan, after its platform is built (a service
+    with no queue, served without consumers: `medal serve ingest`)."""
+    from contextlib import asynccontextmanager
+
+    from medal.app import service_background
+
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(root: Any) -> Any:
+        async with inner(root) as state:
+            root.state.platform.start_background(service_background(service, root.state.platform))
+            yield state
+
+    app.router.lifespan_context = lifespan
 
 
 def _worker(args: argparse.Namespace) -> int:

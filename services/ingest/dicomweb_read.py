@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -25,7 +25,7 @@ from services.ingest import dicomweb_query as q
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
 DICOM_JSON = "application/dicom+json"
-UidPath = Path(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)
+Uid = Annotated[str, Path(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)]
 Limit = Query(default=100, ge=1, le=1000)
 Offset = Query(default=0, ge=0)
 
@@ -60,54 +60,50 @@ async def search_studies(
 
 
 @router.get("/{project}/studies/{study}/series", summary="QIDO-RS: a study's series")
-async def search_series(
-    project: ProjectPath, platform: PlatformDep, request: Request, study: str = UidPath
-) -> JSONResponse:
+async def search_series(project: ProjectPath, platform: PlatformDep, request: Request, study: Uid) -> JSONResponse:
     return _json(await q.series(platform, project, study, q.filters(request.query_params)))
 
 
 @router.get("/{project}/studies/{study}/instances", summary="QIDO-RS: a study's instances")
 async def search_study_instances(
-    project: ProjectPath, platform: PlatformDep, request: Request, study: str = UidPath
+    project: ProjectPath, platform: PlatformDep, request: Request, study: Uid
 ) -> JSONResponse:
     return _json(await q.instances(platform, project, study, None, q.filters(request.query_params)))
 
 
 @router.get("/{project}/studies/{study}/series/{series}/instances", summary="QIDO-RS: a series' instances")
 async def search_instances(
-    project: ProjectPath, platform: PlatformDep, request: Request, study: str = UidPath, series: str = UidPath
+    project: ProjectPath, platform: PlatformDep, request: Request, study: Uid, series: Uid
 ) -> JSONResponse:
     return _json(await q.instances(platform, project, study, series, q.filters(request.query_params)))
 
 
 @router.get("/{project}/studies/{study}/metadata", summary="WADO-RS: a study's metadata")
-async def study_metadata(project: ProjectPath, platform: PlatformDep, study: str = UidPath) -> JSONResponse:
+async def study_metadata(project: ProjectPath, platform: PlatformDep, study: Uid) -> JSONResponse:
     return _json(await q.metadata(platform, project, study))
 
 
 @router.get("/{project}/studies/{study}/series/{series}/metadata", summary="WADO-RS: a series' metadata")
-async def series_metadata(
-    project: ProjectPath, platform: PlatformDep, study: str = UidPath, series: str = UidPath
-) -> JSONResponse:
+async def series_metadata(project: ProjectPath, platform: PlatformDep, study: Uid, series: Uid) -> JSONResponse:
     return _json(await q.metadata(platform, project, study, series))
 
 
 @router.get("/{project}/studies/{study}/series/{series}/instances/{sop}/metadata", summary="WADO-RS: metadata")
 async def instance_metadata(
-    project: ProjectPath, platform: PlatformDep, study: str = UidPath, series: str = UidPath, sop: str = UidPath
+    project: ProjectPath, platform: PlatformDep, study: Uid, series: Uid, sop: Uid
 ) -> JSONResponse:
     return _json(await q.metadata(platform, project, study, series, sop))
 
 
 @router.get("/{project}/studies/{study}", summary="WADO-RS: a study's instances (multipart/related)")
-async def retrieve_study(project: ProjectPath, platform: PlatformDep, request: Request, study: str = UidPath) -> Any:
+async def retrieve_study(project: ProjectPath, platform: PlatformDep, request: Request, study: Uid) -> Any:
     _accepts(request, "application/dicom")
     return _multipart(await q.objects(platform, project, study), "application/dicom")
 
 
 @router.get("/{project}/studies/{study}/series/{series}", summary="WADO-RS: a series' instances")
 async def retrieve_series(
-    project: ProjectPath, platform: PlatformDep, request: Request, study: str = UidPath, series: str = UidPath
+    project: ProjectPath, platform: PlatformDep, request: Request, study: Uid, series: Uid
 ) -> Any:
     _accepts(request, "application/dicom")
     return _multipart(await q.objects(platform, project, study, series), "application/dicom")
@@ -118,9 +114,9 @@ async def retrieve_instance(
     project: ProjectPath,
     platform: PlatformDep,
     request: Request,
-    study: str = UidPath,
-    series: str = UidPath,
-    sop: str = UidPath,
+    study: Uid,
+    series: Uid,
+    sop: Uid,
 ) -> Any:
     _accepts(request, "application/dicom")
     return _multipart(await q.objects(platform, project, study, series, sop), "application/dicom")
@@ -134,9 +130,9 @@ async def retrieve_frames(
     project: ProjectPath,
     platform: PlatformDep,
     request: Request,
-    study: str = UidPath,
-    series: str = UidPath,
-    sop: str = UidPath,
+    study: Uid,
+    series: Uid,
+    sop: Uid,
     frames: str = Path(pattern=r"^[0-9]{1,5}(,[0-9]{1,5}){0,999}$"),
 ) -> Any:
     _accepts(request, "application/octet-stream")

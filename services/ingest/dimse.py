@@ -72,9 +72,9 @@ class StoreScp:
         ae = AE(ae_title=self.settings.dimse_ae_title)
         ae.require_called_aet = True
         syntaxes = list(AllTransferSyntaxes)
-        for context in AllStoragePresentationContexts:
-            ae.add_supported_context(context.abstract_syntax, syntaxes)
-        ae.add_supported_context(build_context(Verification).abstract_syntax)
+        for context in [*AllStoragePresentationContexts, build_context(Verification)]:
+            if context.abstract_syntax is not None:
+                ae.add_supported_context(context.abstract_syntax, syntaxes)
         ae.maximum_associations = 8
         ae.network_timeout = 60
         ae.dimse_timeout = 120
@@ -83,7 +83,7 @@ class StoreScp:
     async def run(self, stop: asyncio.Event) -> None:
         self.loop = asyncio.get_running_loop()
         ae = self.application_entity()
-        handlers = [
+        handlers: list[Any] = [
             (evt.EVT_REQUESTED, self._requested),
             (evt.EVT_C_STORE, self._store),
             (evt.EVT_RELEASED, self._ended),
@@ -96,7 +96,8 @@ class StoreScp:
         try:
             await stop.wait()
         finally:
-            await asyncio.to_thread(server.shutdown)
+            if server is not None:
+                await asyncio.to_thread(server.shutdown)
             for key in list(self.submissions):
                 await self._finish(key)
             log.info("C-STORE SCP stopped")
@@ -111,7 +112,8 @@ class StoreScp:
 
     def _requested(self, event: evt.Event) -> None:
         assoc = event.assoc
-        calling = str(assoc.requestor.primitive.calling_ae_title).strip()
+        primitive = assoc.requestor.primitive
+        calling = "" if primitive is None else str(primitive.calling_ae_title).strip()
         peer = self.peer_for(calling, assoc.requestor.address)
         if peer is None:
             log.warning("rejected an association from an unknown AE title or address")  # neither is quoted

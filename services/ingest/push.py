@@ -67,7 +67,8 @@ async def _instances(platform: Platform, project: str, study_ids: list[str]) -> 
 
 def _parse_answer(body: Any) -> tuple[set[str], dict[str, int]]:
     """(stored SOP UIDs, failed SOP UID → failure reason) of a STOW-RS answer."""
-    stored, failed = set(), {}
+    stored: set[str] = set()
+    failed: dict[str, int] = {}
     if isinstance(body, dict):
         for item in body.get("00081199", {}).get("Value", []) or []:
             stored.update(item.get("00081155", {}).get("Value", []) or [])

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[attr-defined]
 
+from medal.app import build_app
+from medal.local_server import free_port, serve_in_thread
+from medal.settings import Settings
+from tests.conftest import port_open
 from tests.pacs.conftest import Medal, instance
 from tests.pacs.orthanc import Orthanc
 
 
-def send(orthanc: Orthanc, studies: list[str]) -> Any:
+def send(orthanc: Orthanc, studies: list[Any]) -> Any:
     return orthanc.post("/modalities/medal/store", {"Resources": studies, "Synchronous": True})
 
 
@@ -61,3 +66,18 @@ def test_unknown_ae_titles_addresses_and_called_titles_are_rejected(medal: Medal
     assert known.is_established
     assert known.send_c_echo().Status == 0x0000
     known.release()
+
+
+def test_medal_serve_ingest_runs_the_scp_and_stops_it(tmp_path: Path) -> None:
+    from medal.cli import _with_background
+
+    port = free_port()
+    peers = ["ORTHANC@127.0.0.1=served"]
+    settings = Settings(data_dir=tmp_path, api_keys=[], dimse_enabled=True, dimse_port=port, dimse_peers=peers)
+    app = build_app(settings, ["ingest"], consume=False, migrate=True)
+    _with_background(app, "ingest")
+    with serve_in_thread(app):
+        known = associate("ORTHANC", port)
+        assert known.is_established
+        known.release()
+    assert not port_open("127.0.0.1", port)
