@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-import pydicom
 from dicomweb_client.api import DICOMwebClient
 
 from tests.pacs.conftest import PROJECT, Medal, instance
@@ -61,15 +60,10 @@ def test_original_uids_are_kept_only_when_an_admin_turns_it_on(medal: Medal) -> 
     settings = f"{medal.url}/ingest/v1/projects/uids/settings"
     resolve = f"{medal.url}/ingest/v1/projects/uids/original-uids"
     first = upload(medal, instance(32, 1, 1), project="uids")["results"][0]  # type: ignore[index]
-    sop = pydicom.dcmread(
-        __import__("io").BytesIO(
-            httpx.get(
-                f"{medal.url}/ingest/dicomweb/uids/studies/"
-                + httpx.get(f"{medal.url}/ingest/dicomweb/uids/studies").json()[0]["0020000D"]["Value"][0]
-            ).content.split(b"\r\n\r\n", 1)[1]
-        ),
-        force=True,
-    ).SOPInstanceUID
+    client = DICOMwebClient(url=f"{medal.url}/ingest/dicomweb/uids")
+    (study,) = client.search_for_studies()
+    (listed,) = client.search_for_instances(study["0020000D"]["Value"][0])
+    sop = listed["00080018"]["Value"][0]
     assert first["outcome"] == "accepted"
     off = httpx.post(resolve, json={"sop_uids": [sop]})
     assert off.status_code == 412 and off.json()["error"]["code"] == "original-uids-off"
