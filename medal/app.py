@@ -78,6 +78,12 @@ def build_app(
                         SERVICE_QUEUE[name], service_handlers(name, platform), prefetch=settings.bus_prefetch
                     )
                 platform.start_background(service_background(name, platform))
+        else:
+            # A service without a queue has no worker process: its background tasks (ingest's C-STORE
+            # SCP) run where it is served. The others' run in their workers (`medal worker X`).
+            for name in services:
+                if name not in SERVICE_QUEUE:
+                    platform.start_background(service_background(name, platform))
         try:
             yield
         finally:

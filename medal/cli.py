@@ -131,6 +131,9 @@ def build_parser(*, with_simulate: bool = True) -> argparse.ArgumentParser:
     from medal.access.keys_cli import register as register_keys
 
     register_keys(commands)
+    from medal.pull_cli import register as register_pull
+
+    register_pull(commands)
     if not with_simulate:
         return parser
     try:
@@ -143,7 +146,7 @@ def build_parser(*, with_simulate: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = ("up", "serve", "worker", "migrate", "demo", "export", "models", "ingest", "dlq", "keys")
+_COMMANDS = ("up", "serve", "worker", "migrate", "demo", "export", "models", "ingest", "pull", "push", "dlq", "keys")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

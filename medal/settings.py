@@ -214,3 +214,38 @@ class Settings(BaseSettings):
     def authentication_configured(self) -> bool:
         """An identity provider or API keys: callers must prove who they are."""
         return bool(self.api_keys or self.oidc_issuer)
+
+    # PACS exchange (ingest): the C-STORE SCP, DICOMweb pulls and pushes (docs/pacs.md).
+    dimse_enabled: bool = Field(
+        default=False, description="Run ingest's C-STORE SCP in `medal up` and `medal serve ingest`."
+    )
+    dimse_ae_title: str = Field(default="MEDAL", pattern=r"^[A-Za-z0-9_.-]{1,16}$", description="medal's AE title.")
+    dimse_host: str = Field(default="127.0.0.1", description="Address the C-STORE SCP listens on.")
+    dimse_port: int = Field(default=11112, ge=1, le=65535)
+    dimse_peers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Who may send studies: AET@ADDRESS=PROJECT entries, comma-separated; any other calling "
+        "AE title or address is rejected.",
+    )
+    dicomweb_allowed_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="DICOMweb base URLs ingest may pull from or push to (prefix match, comma-separated; "
+        "empty: none). They are server-side request targets, so a caller's URL must match one.",
+    )
+    dicomweb_timeout_seconds: float = Field(default=60, gt=0, le=3600, description="Per request to a remote PACS.")
+    dicomweb_retries: int = Field(default=3, ge=1, le=10, description="Attempts per remote request.")
+    pull_max_instances: int = Field(default=10000, ge=1, description="Instances one pull may fetch.")
+    pull_max_bytes: int = Field(default=20 * 1024**3, ge=1, description="Bytes one pull may fetch.")
+    push_max_instances: int = Field(default=10000, ge=1, description="Instances one push may send.")
+    original_uid_readers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Caller ids that may resolve pseudonymous UIDs to original ones, in projects that keep the "
+        "mapping (the project-admin rule until projects have admins). Empty: nobody.",
+    )
+
+    @field_validator("dimse_peers", "dicomweb_allowed_urls", "original_uid_readers", mode="before")
+    @classmethod
+    def _split_lists(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

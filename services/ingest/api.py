@@ -115,8 +115,10 @@ async def read_settings(project: ProjectPath, platform: PlatformDep) -> IngestSe
 
 
 @router.put("/projects/{project}/settings", response_model=IngestSettings, summary="Set the project's ingest options")
-async def write_settings(project: ProjectPath, body: IngestSettings, platform: PlatformDep) -> IngestSettings:
-    return await save_project_settings(platform, project, body)
+async def write_settings(
+    project: ProjectPath, body: IngestSettings, platform: PlatformDep, caller: CallerDep
+) -> IngestSettings:
+    return await save_project_settings(platform, project, body, caller.id)
 
 
 @router.get("/projects/{project}/quarantine", response_model=QuarantineList, summary="Instances waiting for review")

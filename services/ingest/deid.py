@@ -15,7 +15,7 @@ import datetime as dt
 import hashlib
 import hmac
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
@@ -83,6 +83,9 @@ class DeidentifiedInstance:
     sop_uid: str
     patient_pseudo_id: str
     modality: str
+    #: The source's study, series and SOP Instance UIDs: kept only by projects that opted in
+    #: (services/ingest/uid_map.py), never logged (left out of the repr), never on the bus.
+    original_uids: tuple[str, str, str] = field(default=("", "", ""), repr=False)
 
 
 def pseudonymous_uid(secret: bytes, project: str, original: str) -> str:
@@ -224,6 +227,7 @@ def deidentify(
     profile = profile or load_profile()
     original_patient = str(source.get("PatientID", "") or "").strip()
     original_study = str(source.get("StudyInstanceUID", "") or "")
+    originals = (original_study, str(source.get("SeriesInstanceUID", "")), str(source.get("SOPInstanceUID", "")))
     patient_key = original_patient or f"study:{original_study}"
     patient = pseudonymous_id(secret, project, "patient", patient_key)
     offset = date_offset_days(secret, project, patient_key)
@@ -254,6 +258,7 @@ def deidentify(
         sop_uid=str(source.SOPInstanceUID),
         patient_pseudo_id=patient,
         modality=str(source.get("Modality", "OT") or "OT")[:16],
+        original_uids=originals,
     )
 
 

@@ -68,6 +68,20 @@ class Submission:
         computed = None if data is None else await compute_in_thread(self.platform, self.project, data, self._settings)
         return await self._commit(computed, refusal)
 
+    async def add_known(self, instance_id: str) -> InstanceResult:
+        """An instance the project holds already (found without receiving it again): a duplicate."""
+        async with self.platform.db.connect() as conn:
+            rows = await conn.execute(
+                select(tables.images.c.id)
+                .where(tables.images.c.instance_id == instance_id)
+                .order_by(tables.images.c.frame)
+            )
+            image_ids = [row.id for row in rows]
+        result = InstanceResult(
+            index=len(self.results), outcome="duplicate", instance_id=instance_id, image_ids=image_ids
+        )
+        return await self._append_and_record(result)
+
     async def add_all(self, items: Iterable[tuple[bytes | None, RefusedInstance | None]]) -> None:
         """Like ``add`` for each item, with the next item's CPU work running while this one is stored."""
         iterator = iter(items)
@@ -105,9 +119,17 @@ class Submission:
                 index=position,
                 correlation_id=uuid.UUID(self.job_id),
                 seen=self.seen,
+                keep_originals=self._settings.keep_original_uids,
             )
+        return await self._append_and_record(result)
+
+    def _append(self, result: InstanceResult) -> InstanceResult:
         self.results.append(result)
         self._unrecorded.append(result)
+        return result
+
+    async def _append_and_record(self, result: InstanceResult) -> InstanceResult:
+        self._append(result)
         if len(self._unrecorded) >= RECORD_EVERY or time.monotonic() - self._recorded_at > RECORD_SECONDS:
             await self._record()
         return result

@@ -7,6 +7,8 @@ from fastapi import FastAPI
 
 from medal.web import service_app
 from services.ingest.api import router
+from services.ingest.dicomweb_read import router as read_router
+from services.ingest.pacs_api import router as pacs_router
 from services.ingest.stow import router as stow_router
 
 
@@ -29,5 +31,7 @@ def withhold_pydicom_values() -> None:
 def create_app() -> FastAPI:
     withhold_pydicom_values()
     return service_app(
-        "ingest", "Takes DICOM in, strips patient identity, turns pixels into images.", [router, stow_router]
+        "ingest",
+        "Takes DICOM in, strips patient identity, turns pixels into images.",
+        [router, pacs_router, stow_router, read_router],
     )

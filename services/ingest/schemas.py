@@ -33,7 +33,7 @@ class Job(BaseModel):
 
     id: Id
     status: Literal["running", "completed"]
-    source: str = Field(description="upload, zip or stow")
+    source: str = Field(description="upload, zip, stow, dimse or pull")
     submitted_by: str | None = Field(
         description="The authenticated caller who submitted it (null for jobs recorded before callers were)."
     )
@@ -97,6 +97,11 @@ class IngestSettings(BaseModel):
     )
     window_center: float | None = Field(default=None, description="Display preset; both or neither.")
     window_width: float | None = Field(default=None, gt=0)
+    keep_original_uids: bool = Field(
+        default=False,
+        description="Keep the original-to-pseudonym UID mapping inside ingest so that SEG objects can reference "
+        "the clinical PACS's instances (project admins only; docs/adr/0034). Off: nothing identifying is kept.",
+    )
 
     @property
     def preset(self) -> Window | None:

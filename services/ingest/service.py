@@ -25,6 +25,7 @@ from medal.platform import Platform
 from medal.storage.base import StoredObject, sha256_hex
 from medal.unit_of_work import UnitOfWork
 from proto import ImageIngested
+from services.ingest import uid_map
 from services.ingest.deid import DeidentifiedInstance, DeidOptions, deidentify, encode_dataset
 from services.ingest.parsing import RefusedInstance, read_dicom
 from services.ingest.raster import RasterError, RasterFrame, Window, rasterise
@@ -122,8 +123,10 @@ async def commit(
     index: int,
     correlation_id: uuid.UUID | None,
     seen: dict[str, str] | None,
+    keep_originals: bool = False,
 ) -> InstanceResult:
-    """The I/O part: duplicate and conflict checks, objects, rows and events."""
+    """The I/O part: duplicate and conflict checks, objects, rows and events (and, for projects that keep
+    them, the original UIDs: a duplicate records them too, so re-sending fills the mapping)."""
     if computed.prepared is None:
         return refused(index, computed.refusal or RefusedInstance("unreadable", "no result"))
     prepared = computed.prepared
@@ -140,8 +143,13 @@ async def commit(
     outcome: Outcome
     if existing is not None:
         outcome, image_ids = "duplicate", await _image_ids(platform, instance_id)
+        if keep_originals:
+            async with platform.db.begin() as conn:
+                await uid_map.remember(conn, project, deid)
     else:
-        outcome, image_ids = await _store(platform, project, prepared, computed.frames, instance_id, correlation_id)
+        outcome, image_ids = await _store(
+            platform, project, prepared, computed.frames, instance_id, correlation_id, keep_originals
+        )
     INSTANCES.labels(outcome).inc()
     return InstanceResult(
         index=index,
@@ -229,6 +237,7 @@ async def _store(
     frames: list[RasterFrame],
     instance_id: str,
     correlation_id: uuid.UUID | None,
+    keep_originals: bool,
 ) -> tuple[Outcome, list[str]]:
     """Objects first (content-addressed, so retries are harmless), then rows and events in one commit."""
     store = platform.store
@@ -275,6 +284,8 @@ async def _store(
     async with platform.unit_of_work(SOURCE, correlation_id=correlation_id) as uow:
         await insert_ignore(uow.conn, tables.studies, study, ["id"])
         await insert_ignore(uow.conn, tables.series, {**series, "created_at": now}, ["id"])
+        if keep_originals:
+            await uid_map.remember(uow.conn, project, deid)
         if not await insert_ignore(uow.conn, tables.instances, instance, ["id"]):
             return "duplicate", [image["id"] for image in images]  # a concurrent upload of it won the race
         if images:

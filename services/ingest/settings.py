@@ -8,6 +8,7 @@ from medal.db.engine import insert_ignore
 from medal.db.schema import ingest as tables
 from medal.db.schema.base import utcnow
 from medal.platform import Platform
+from services.ingest import uid_map
 from services.ingest.errors import InvalidWindow
 from services.ingest.schemas import IngestSettings
 
@@ -24,14 +25,21 @@ async def project_settings(platform: Platform, project: str) -> IngestSettings:
         date_policy="remove" if row.date_policy == "remove" else "shift",
         window_center=float(row.window_center) if windowed else None,
         window_width=float(row.window_width) if windowed else None,
+        keep_original_uids=bool(row.keep_original_uids),
     )
 
 
-async def save_project_settings(platform: Platform, project: str, settings: IngestSettings) -> IngestSettings:
-    """Store the project's options; a window needs both its center and its width."""
+async def save_project_settings(
+    platform: Platform, project: str, settings: IngestSettings, caller_id: str
+) -> IngestSettings:
+    """Store the project's options; a window needs both its center and its width. Changing whether the
+    project keeps original UIDs is for project admins only (:func:`uid_map.require_reader`)."""
     if (settings.window_center is None) != (settings.window_width is None):
         raise InvalidWindow("give both window_center and window_width, or neither")
+    if settings.keep_original_uids != (await project_settings(platform, project)).keep_original_uids:
+        uid_map.require_reader(platform, caller_id)
     values = {
+        "keep_original_uids": settings.keep_original_uids,
         "date_policy": settings.date_policy,
         "window_center": settings.window_center,
         "window_width": settings.window_width,

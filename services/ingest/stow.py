@@ -12,17 +12,16 @@ is also why ``/studies/{StudyInstanceUID}`` (a UID in the URL and access logs) i
 
 from __future__ import annotations
 
-import tempfile
-from typing import IO, Any
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from python_multipart.multipart import MultipartParser, parse_options_header
 
 from medal.dependencies import CallerDep, PlatformDep, ProjectPath
 from medal.errors import ApiError
-from services.ingest.bodies import SPOOL_IN_MEMORY, limited_chunks
+from services.ingest.bodies import limited_chunks
 from services.ingest.jobs import Submission
+from services.ingest.multipart import SpooledParts, parser_for, related_boundary
 from services.ingest.parsing import RefusedInstance
 from services.ingest.schemas import InstanceResult
 
@@ -48,61 +47,12 @@ FAILURE_REASON_BY_CODE = {
 }
 
 
-class _Parts:
-    """Callbacks of the streaming multipart parser: one spooled file per part, with its content type."""
-
-    def __init__(self) -> None:
-        self.files: list[tuple[str, IO[bytes]]] = []
-        self._field = b""
-        self._value = b""
-        self._headers: dict[str, str] = {}
-        self._current: IO[bytes] | None = None
-
-    def callbacks(self) -> dict[str, Any]:
-        return {
-            "on_part_begin": self._begin,
-            "on_header_field": lambda data, start, end: setattr(self, "_field", self._field + data[start:end]),
-            "on_header_value": lambda data, start, end: setattr(self, "_value", self._value + data[start:end]),
-            "on_header_end": self._header_end,
-            "on_part_data": self._data,
-            "on_part_end": self._end,
-        }
-
-    def _begin(self) -> None:
-        self._headers = {}
-        self._current = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - closed below
-
-    def _header_end(self) -> None:
-        self._headers[self._field.decode("latin-1").strip().lower()] = self._value.decode("latin-1").strip()
-        self._field, self._value = b"", b""
-
-    def _data(self, data: bytes, start: int, end: int) -> None:
-        if self._current is not None:
-            self._current.write(data[start:end])
-
-    def _end(self) -> None:
-        if self._current is not None:
-            self._current.seek(0)
-            content_type = self._headers.get("content-type", "").split(";")[0].strip().lower()
-            self.files.append((content_type, self._current))
-            self._current = None
-
-    def close(self) -> None:
-        for _type, file in self.files:
-            file.close()
-        if self._current is not None:
-            self._current.close()
-
-
 def _media(request: Request) -> bytes:
-    header = request.headers.get("content-type", "")
-    media, params = parse_options_header(header)
-    if media.lower() != b"multipart/related":
+    media, part_type, boundary = related_boundary(request.headers.get("content-type", ""))
+    if media != b"multipart/related":
         raise ApiError(415, "unsupported-media-type", 'send multipart/related; type="application/dicom"')
-    part_type = params.get(b"type", b"").strip(b'"').lower()
     if part_type and part_type != b"application/dicom":
         raise ApiError(415, "unsupported-media-type", "only application/dicom parts are accepted")
-    boundary = params.get(b"boundary", b"").strip(b'"')
     if not boundary:
         raise ApiError(400, "bad-multipart", "the content type has no boundary")
     return boundary
@@ -123,8 +73,8 @@ async def store_instances(
     project: ProjectPath, request: Request, platform: PlatformDep, caller: CallerDep
 ) -> JSONResponse:
     boundary = _media(request)
-    parts = _Parts()
-    parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]  # a TypedDict of callables
+    parts = SpooledParts()
+    parser = parser_for(parts, boundary)
     try:
         async for chunk in limited_chunks(request, platform.settings.max_upload_bytes):
             parser.write(chunk)

@@ -49,8 +49,8 @@ def variant(number: int, **attributes: object) -> bytes:
 async def test_jobs_quarantine_and_settings_on_postgresql(pg_platform: Platform) -> None:
     chosen = IngestSettings(date_policy="shift", window_center=50, window_width=350)
     first = IngestSettings(date_policy="remove", window_center=40, window_width=400)
-    await save_project_settings(pg_platform, "pg", first)
-    await save_project_settings(pg_platform, "pg", chosen)
+    await save_project_settings(pg_platform, "pg", first, "local")
+    await save_project_settings(pg_platform, "pg", chosen, "local")
     assert await project_settings(pg_platform, "pg") == chosen
 
     submission = Submission(pg_platform, "pg", "upload", "key-uploader")

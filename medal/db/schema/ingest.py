@@ -1,6 +1,7 @@
-"""Tables owned by the ingest service. Every identifier here is de-identified."""
+"""Tables owned by the ingest service. Every identifier here is de-identified, except in
+``ingest_original_uids``, which only projects that opted in fill (docs/adr/0034)."""
 
-from sqlalchemy import Boolean, Column, Float, ForeignKey, Integer, String, Table, UniqueConstraint
+from sqlalchemy import Boolean, Column, Float, ForeignKey, Integer, String, Table, UniqueConstraint, false
 
 from medal.db.schema.base import KEY_STR, SHA256_STR, UUID_STR, UTCDateTime, metadata
 
@@ -73,6 +74,13 @@ project_settings = Table(
     Column("window_center", Float, nullable=True, comment="Display preset; null: the image's own window"),
     Column("window_width", Float, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column(
+        "keep_original_uids",
+        Boolean,
+        nullable=False,
+        server_default=false(),
+        comment="Opt-in: keep the original-to-pseudonym UID mapping (ingest_original_uids); off by default",
+    ),
 )
 
 jobs = Table(
@@ -80,7 +88,7 @@ jobs = Table(
     metadata,
     Column("id", UUID_STR, primary_key=True),
     Column("project", String(63), nullable=False, index=True),
-    Column("source", String(16), nullable=False, comment="upload, zip, stow or cli"),
+    Column("source", String(16), nullable=False, comment="upload, zip, stow, cli, dimse or pull"),
     Column("submitted_by", String(64), nullable=True, comment="The authenticated caller (null: before 0019)"),
     Column("status", String(16), nullable=False, comment="running or completed"),
     Column("total", Integer, nullable=False),
@@ -102,4 +110,25 @@ job_items = Table(
     Column("reason", String(300), nullable=True),
     Column("instance_id", UUID_STR, nullable=True),
     Column("images", Integer, nullable=False),
+)
+
+original_uids = Table(
+    "ingest_original_uids",
+    metadata,
+    Column("project", String(63), primary_key=True),
+    Column("uid", String(64), primary_key=True, comment="Pseudonymous 2.25 UID as stored"),
+    Column("level", String(8), nullable=False, comment="study, series or instance"),
+    Column("original_uid", String(64), nullable=False, comment="PHI-adjacent: never logged, never on the bus"),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+original_uid_reads = Table(
+    "ingest_original_uid_reads",
+    metadata,
+    Column("id", UUID_STR, primary_key=True),
+    Column("project", String(63), nullable=False, index=True),
+    Column("caller", String(64), nullable=False, comment="Who resolved (the authenticated caller)"),
+    Column("purpose", String(40), nullable=False, comment="e.g. seg-export"),
+    Column("instances", Integer, nullable=False, comment="How many UIDs were resolved (the UIDs are not kept)"),
+    Column("created_at", UTCDateTime, nullable=False),
 )
