@@ -126,7 +126,7 @@ class Me(Record):
     """Who is signed in: the id that becomes the owner of leases and the author of masks."""
 
     id: str
-    kind: Literal["local", "api-key"]
+    kind: Literal["local", "api-key", "oidc", "platform-key"]
 
 
 class Lease(Record):
