@@ -41,8 +41,11 @@ from tests.architecture.deploy_support import (
 )
 
 #: `*_url` settings that are not medal services (the adapters' dependencies).
-DEPENDENCY_URLS = {"database_url", "broker_url"}
+# Settings that address dependencies rather than medal services (the identity provider is the hospital's).
+DEPENDENCY_URLS = {"database_url", "broker_url", "oidc_discovery_url"}
 HTTP_CLIENTS = ("httpx", "aiohttp", "requests", "urllib.request", "http.client")
+# Settings that name hosts outside medal a module may call (a PACS's DICOMweb, allow-listed against SSRF).
+EXTERNAL_TARGETS = {"dicomweb_allowed_urls"}
 
 
 def _python_files(folder: Path) -> list[Path]:
@@ -93,6 +96,12 @@ def _worker_modules(service: str) -> set[str]:
     return seen
 
 
+def _package_of(path: Path) -> list[Path]:
+    """``path`` and the modules of its service it imports or is imported by (where the allow-list is read)."""
+    name, imported = _module(path), _imports(path)
+    return [path, *(p for p in _python_files(path.parent) if name in _imports(p) or _module(p) in imported)]
+
+
 @functools.cache
 def http_calls() -> frozenset[tuple[str, str, str]]:
     """(caller service, role, target service) for every HTTP call between medal services."""
@@ -103,7 +112,8 @@ def http_calls() -> frozenset[tuple[str, str, str]]:
         for path in _python_files(ROOT / "services" / service):
             read = {field for field in settings if _reads(path, field)}
             if any(m == c or m.startswith(f"{c}.") for m in _imports(path) for c in HTTP_CLIENTS):
-                assert read, f"{path.relative_to(ROOT)} makes HTTP calls without a *_url setting"
+                external = any(_reads(p, field) for p in _package_of(path) for field in EXTERNAL_TARGETS)
+                assert read or external, f"{path.relative_to(ROOT)} makes HTTP calls without a *_url setting"
             for field in read:
                 calls.add((service, "api", settings[field]))
                 if _module(path) in worker:

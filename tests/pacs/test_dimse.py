@@ -69,13 +69,11 @@ def test_unknown_ae_titles_addresses_and_called_titles_are_rejected(medal: Medal
 
 
 def test_medal_serve_ingest_runs_the_scp_and_stops_it(tmp_path: Path) -> None:
-    from medal.cli import _with_background
-
     port = free_port()
     peers = ["ORTHANC@127.0.0.1=served"]
     settings = Settings(data_dir=tmp_path, api_keys=[], dimse_enabled=True, dimse_port=port, dimse_peers=peers)
+    # `medal serve ingest` builds this app: a service without a queue runs its background tasks there.
     app = build_app(settings, ["ingest"], consume=False, migrate=True)
-    _with_background(app, "ingest")
     with serve_in_thread(app):
         known = associate("ORTHANC", port)
         assert known.is_established
