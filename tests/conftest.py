@@ -109,3 +109,26 @@ def ct_file() -> Path:
     from pydicom.data import get_testdata_file
 
     return Path(str(get_testdata_file("CT_small.dcm")))
+
+
+@pytest.fixture
+def distributed_env(
+    postgres_url: str, rabbitmq_server: str, bus_namespace: str, s3_server: str, s3_bucket: str, tmp_path: Path
+) -> dict[str, str]:
+    """The environment of `medal serve|worker|migrate` processes over this test's own PostgreSQL database,
+    RabbitMQ namespace and S3 bucket, with the API key and de-identification secret they refuse to start without."""
+    from tests.e2e.helpers import SECURE_ENV
+
+    return {
+        **os.environ,
+        **SECURE_ENV,
+        "MEDAL_DATABASE_URL": postgres_url,
+        "MEDAL_BROKER_URL": rabbitmq_server,
+        "MEDAL_BUS_NAMESPACE": bus_namespace,
+        "MEDAL_S3_ENDPOINT": s3_server,
+        "MEDAL_S3_ACCESS_KEY": "testing",
+        "MEDAL_S3_SECRET_KEY": "testing",
+        "MEDAL_S3_BUCKET": s3_bucket,
+        "MEDAL_DATA_DIR": str(tmp_path / "unused"),
+        "MEDAL_LOG_LEVEL": "INFO",
+    }

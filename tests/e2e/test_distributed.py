@@ -53,22 +53,10 @@ class Processes:
 
 
 @pytest.fixture
-def stack(
-    postgres_url: str, rabbitmq_server: str, bus_namespace: str, s3_server: str, s3_bucket: str, tmp_path: Path
-) -> Iterator[tuple[Processes, str]]:
+def stack(distributed_env: dict[str, str], postgres_url: str, tmp_path: Path) -> Iterator[tuple[Processes, str]]:
     env = {
-        **os.environ,
-        **SECURE_ENV,
-        "MEDAL_DATABASE_URL": postgres_url,
-        "MEDAL_BROKER_URL": rabbitmq_server,
-        "MEDAL_BUS_NAMESPACE": bus_namespace,
-        "MEDAL_S3_ENDPOINT": s3_server,
-        "MEDAL_S3_ACCESS_KEY": "testing",
-        "MEDAL_S3_SECRET_KEY": "testing",
-        "MEDAL_S3_BUCKET": s3_bucket,
-        "MEDAL_DATA_DIR": str(tmp_path / "unused"),
+        **distributed_env,
         "MEDAL_WORKER_HEARTBEAT_FILE": str(tmp_path / "heartbeat"),
-        "MEDAL_LOG_LEVEL": "INFO",
     }
     processes = Processes(env, tmp_path)
     try:

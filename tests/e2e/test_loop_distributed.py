@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import signal
 import socket
 import zipfile
@@ -22,7 +21,7 @@ from PIL import Image
 
 from medal.demo.dicom_wrap import wrap_dataset
 from medal.local_server import free_port
-from tests.e2e.helpers import AUTH_HEADERS, SECURE_ENV, wait_for
+from tests.e2e.helpers import AUTH_HEADERS, wait_for
 from tests.e2e.test_distributed import Processes, wait_ready
 
 PROJECT = "loop"
@@ -128,22 +127,12 @@ def drive_loop(
 
 @pytest.mark.slow
 def test_whole_loop_across_processes_survives_a_killed_trainer(
-    postgres_url: str, rabbitmq_server: str, bus_namespace: str, s3_server: str, s3_bucket: str, tmp_path: Path
+    distributed_env: dict[str, str], postgres_url: str, tmp_path: Path
 ) -> None:
     synthetic_dataset(tmp_path / "data")
     slices = wrap_dataset(tmp_path / "data")
     env = {
-        **os.environ,
-        **SECURE_ENV,
-        "MEDAL_DATABASE_URL": postgres_url,
-        "MEDAL_BROKER_URL": rabbitmq_server,
-        "MEDAL_BUS_NAMESPACE": bus_namespace,
-        "MEDAL_S3_ENDPOINT": s3_server,
-        "MEDAL_S3_ACCESS_KEY": "testing",
-        "MEDAL_S3_SECRET_KEY": "testing",
-        "MEDAL_S3_BUCKET": s3_bucket,
-        "MEDAL_DATA_DIR": str(tmp_path / "unused"),
-        "MEDAL_LOG_LEVEL": "INFO",
+        **distributed_env,
         "MEDAL_TRAINER_LEASE_SECONDS": "4",
         "MEDAL_TRAINER_HEARTBEAT_SECONDS": "1",
         "MEDAL_BUS_PREFETCH": "1",

@@ -8,7 +8,6 @@ second attempt), exactly one model.trained.v2 queued and no round failed.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from medal.bus.rabbitmq import RabbitBus
 from medal.settings import Settings
 from medal.storage import build_store
 from proto.loop import TrainingSpec
-from tests.e2e.helpers import SECURE_ENV, wait_for
+from tests.e2e.helpers import wait_for
 from tests.trainer.conftest import round_completed
 
 # Long enough (a few seconds per member on a busy 2-core CPU) to kill a worker in the middle.
@@ -67,24 +66,12 @@ def query(postgres_url: str, sql: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def workers(
-    postgres_url: str, rabbitmq_server: str, bus_namespace: str, s3_server: str, s3_bucket: str, tmp_path: Path
-) -> Iterator[Workers]:
+def workers(distributed_env: dict[str, str], postgres_url: str, tmp_path: Path) -> Iterator[Workers]:
     env = {
-        **os.environ,
-        **SECURE_ENV,
-        "MEDAL_DATABASE_URL": postgres_url,
-        "MEDAL_BROKER_URL": rabbitmq_server,
-        "MEDAL_BUS_NAMESPACE": bus_namespace,
-        "MEDAL_S3_ENDPOINT": s3_server,
-        "MEDAL_S3_ACCESS_KEY": "testing",
-        "MEDAL_S3_SECRET_KEY": "testing",
-        "MEDAL_S3_BUCKET": s3_bucket,
-        "MEDAL_DATA_DIR": str(tmp_path / "unused"),
+        **distributed_env,
         "MEDAL_TRAINER_LEASE_SECONDS": "4",
         "MEDAL_TRAINER_HEARTBEAT_SECONDS": "1",
         "MEDAL_TRAINER_THREADS": "1",  # two workers on a shared 2-core machine: oversubscribed threads crawl
-        "MEDAL_LOG_LEVEL": "INFO",
     }
     migrated = subprocess.run(
         [sys.executable, "-m", "medal.cli", "migrate"], env=env, capture_output=True, text=True, timeout=120
