@@ -7,6 +7,7 @@ from services.annotation.api import router
 from services.annotation.api_labelling import router as labelling_router
 from services.annotation.api_viewer import router as viewer_router
 from services.annotation.monailabel_api import router as monailabel_router
+from services.annotation.stow_api import router as stow_router
 from services.annotation.web_ui import WebUi
 
 
@@ -14,7 +15,7 @@ def create_app() -> FastAPI:
     app = service_app(
         "annotation",
         "Projects, images to label, masks, rounds and exports; the web UI; a MONAI Label compatible API.",
-        [router, labelling_router, viewer_router, monailabel_router],
+        [router, labelling_router, viewer_router, stow_router, monailabel_router],
     )
     app.mount("/ui", WebUi(), name="ui")
     return app
