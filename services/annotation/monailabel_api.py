@@ -134,7 +134,7 @@ async def add_image(
     results = report.get("results", [])
     image_ids = [i for r in results for i in r.get("image_ids", [])]
     if not image_ids:
-        refused = next((r for r in results if r.get("outcome") not in ("accepted", "duplicate")), {})
+        refused: dict[str, Any] = next((r for r in results if r.get("outcome") not in ("accepted", "duplicate")), {})
         code, reason = refused.get("code") or "refused", refused.get("reason") or refused.get("outcome", "refused")
         raise ApiError(422, "image-refused", f"ingest did not add the image ({code}: {reason})")
     return {"image": image_ids[0], "images": image_ids, "results": results}
