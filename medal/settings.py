@@ -249,3 +249,19 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    # PACS and MONAI Label from annotation (docs/pacs.md, docs/monailabel.md).
+    ingest_url: str | None = Field(
+        default=None,
+        description="Base URL of the ingest service's process: annotation calls it for original UIDs (SEG export "
+        "to the clinical PACS) and MONAI Label's image upload; default: the request's origin (embedded mode only).",
+    )
+    stow_batch_objects: int = Field(
+        default=8, ge=1, le=256, description="SEG objects per STOW-RS request of a SEG export to an archive."
+    )
+    monailabel_session_max_bytes: int = Field(
+        default=256 * 1024**2, ge=1024, description="Largest image a MONAI Label /session upload may hold."
+    )
+    monailabel_session_max_seconds: int = Field(
+        default=3600, ge=10, le=7 * 86400, description="Longest a MONAI Label session lives (its `expiry`, capped)."
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import io
 import logging
+import uuid
+from dataclasses import dataclass
 
 import highdicom as hd
 import nibabel as nib
@@ -19,6 +21,7 @@ from services.annotation.settings import ProjectSettings
 
 log = logging.getLogger("medal.annotation.export")
 SEG_SERIES_NUMBER = 900
+SEG_NAMESPACE = uuid.UUID("5d0c1c4e-8a9b-4f6e-9d7a-3b1f2e6c9a10")
 
 
 def write_nifti(store: ObjectStore, settings: ProjectSettings, items: list[ExportItem], sink: Sink) -> list[str]:
@@ -49,32 +52,88 @@ def write_dicom_seg(store: ObjectStore, settings: ProjectSettings, items: list[E
     """One binary DICOM SEG per labelled image, referencing its de-identified source instance."""
     skipped = []
     for item in items:
-        assert item.mask_key is not None
-        if item.dicom_key is None:
-            skipped.append(f"{item.image_id}: no source DICOM instance recorded")
-            continue
-        source = pydicom.dcmread(io.BytesIO(store.get(item.dicom_key)))
-        if int(getattr(source, "NumberOfFrames", 1) or 1) > 1:
-            skipped.append(f"{item.image_id}: multi-frame sources are not exported as SEG yet")
-            continue
-        mask = mask_codec.decode_png(store.get(item.mask_key))
-        present = [c for c in range(1, settings.num_classes) if (mask == c).any()]
-        if not present:
-            skipped.append(f"{item.image_id}: the mask has no foreground")
-            continue
-        try:
-            seg = _segmentation(source, mask, present, settings, machine_made=bool(item.machine_made))
-        except (ValueError, TypeError, AttributeError) as exc:
-            skipped.append(f"{item.image_id}: source cannot carry a SEG ({exc})")
-            continue
-        buffer = io.BytesIO()
-        seg.save_as(buffer)
-        sink(f"segs/{item.split}/{item.image_id}.dcm", buffer.getvalue())
+        seg = seg_object(store, settings, item)
+        if isinstance(seg, str):
+            skipped.append(f"{item.image_id}: {seg}")
+        else:
+            sink(f"segs/{item.split}/{item.image_id}.dcm", seg.data)
     return skipped
 
 
+@dataclass(frozen=True, repr=False)
+class SegObject:
+    """One encoded SEG: its own UIDs (new objects, never a source's) and the Part-10 bytes."""
+
+    image_id: str
+    sop_uid: str
+    data: bytes
+
+
+def source_of(store: ObjectStore, item: ExportItem) -> pydicom.Dataset | str:
+    """The de-identified source instance of ``item``, or why it cannot carry a SEG."""
+    if item.dicom_key is None:
+        return "no source DICOM instance recorded"
+    source = pydicom.dcmread(io.BytesIO(store.get(item.dicom_key)))
+    if int(getattr(source, "NumberOfFrames", 1) or 1) > 1:
+        return "multi-frame sources are not exported as SEG yet"
+    return source
+
+
+def seg_uids(item: ExportItem, source: pydicom.Dataset, reference: str) -> tuple[str, str]:
+    """(series, SOP instance) UIDs of the SEG of ``item``: derived from the mask and the reference mode, so a
+    re-export of the same mask sends the same object again (an archive replaces it) instead of a duplicate."""
+    series = _derived_uid("seg-series", str(source.SeriesInstanceUID), reference)
+    sop = _derived_uid("seg", item.image_id, str(item.mask_key), reference)
+    return series, sop
+
+
+def _derived_uid(*parts: str) -> str:
+    """A 2.25 UID (PS3.5 B.2) from a name-based UUID: the same parts always give the same UID."""
+    return f"2.25.{uuid.uuid5(SEG_NAMESPACE, '/'.join(parts)).int}"
+
+
+def seg_object(
+    store: ObjectStore,
+    settings: ProjectSettings,
+    item: ExportItem,
+    *,
+    source: pydicom.Dataset | None = None,
+    reference: str = "deidentified",
+) -> SegObject | str:
+    """The SEG of ``item``'s newest mask over ``source`` (default: its de-identified instance), or why not.
+
+    For the clinical PACS the caller passes a copy of the source carrying the original UIDs: the SEG then
+    joins the original study and references the original instance.
+    """
+    assert item.mask_key is not None
+    found = source if source is not None else source_of(store, item)
+    if isinstance(found, str):
+        return found
+    mask = mask_codec.decode_png(store.get(item.mask_key))
+    present = [c for c in range(1, settings.num_classes) if (mask == c).any()]
+    if not present:
+        return "the mask has no foreground"
+    series_uid, sop_uid = seg_uids(item, found, reference)
+    try:
+        seg = _segmentation(
+            found, mask, present, settings, machine_made=bool(item.machine_made), uids=(series_uid, sop_uid)
+        )
+    except (ValueError, TypeError, AttributeError) as exc:
+        # The exception's type only: its text may quote the source's attributes (UIDs of the clinical PACS).
+        return f"the source instance cannot carry a SEG ({type(exc).__name__})"
+    buffer = io.BytesIO()
+    seg.save_as(buffer)
+    return SegObject(item.image_id, sop_uid, buffer.getvalue())
+
+
 def _segmentation(
-    source: pydicom.Dataset, mask: np.ndarray, present: list[int], settings: ProjectSettings, *, machine_made: bool
+    source: pydicom.Dataset,
+    mask: np.ndarray,
+    present: list[int],
+    settings: ProjectSettings,
+    *,
+    machine_made: bool,
+    uids: tuple[str, str],
 ) -> hd.seg.Segmentation:
     algorithm = (
         hd.AlgorithmIdentificationSequence(
@@ -104,9 +163,9 @@ def _segmentation(
         pixel_array=stacked,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
-        series_instance_uid=hd.UID(),
+        series_instance_uid=uids[0],
         series_number=SEG_SERIES_NUMBER,
-        sop_instance_uid=hd.UID(),
+        sop_instance_uid=uids[1],
         instance_number=1,
         manufacturer="medal",
         manufacturer_model_name="medal annotation export",

@@ -1,34 +1,46 @@
 """MONAI Label server API on a medal project, so 3D Slicer and OHIF plugins work unchanged.
 
-A client connects to ``http://host:8000/annotation/monailabel/<project>``. Paths, parameters and
-response shapes follow ``monailabel.client.MONAILabelClient`` (monailabel 0.8): ``/info/``,
-``/activelearning/{strategy}``, ``/datastore/`` (``?output=stats|ids|all``), ``/datastore/image``,
-``/datastore/label`` (PUT with ``tag=final``, GET), ``/infer/{model}``, ``/train/`` (POST, DELETE, GET).
+A client connects to ``http://host:8000/annotation/monailabel/<project>``. Paths, methods, parameters,
+status codes and body shapes follow monailabel 0.8.5's server (``monailabel/endpoints``) and its client
+``MONAILabelClient``; docs/monailabel.md lists every route with medal's behaviour. This module holds
+``/info/``, ``/activelearning``, ``/datastore`` and ``/infer``; :mod:`monailabel_routes` the tasks (train,
+scoring, batch inference), the model file and sessions; :mod:`monailabel_auth` the sign-in routes. Every
+route declares the medal action it performs (``require``): what MONAI Label calls an annotator's may be a
+project admin's in medal (adding images, downloading the data set).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import io
 import json
 import uuid
+import zipfile
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from medal.dependencies import CallerDep, PlatformDep, ProjectPath
+from medal.access import Action, Caller, require
+from medal.dependencies import PlatformDep, ProjectPath
 from medal.errors import ApiError
 from medal.platform import Platform
 from proto.types import UUID_PATTERN
+from services.annotation import exports, peers
 from services.annotation import monailabel_compat as compat
-from services.annotation import service
+from services.annotation import monailabel_sessions as sessions
+from services.annotation import monailabel_tasks as ml
 from services.annotation.api import PNG
+from services.annotation.ingest_client import IngestClient
 
 router = APIRouter(prefix="/monailabel/{project}", tags=["monai-label"])
 ImageParam = Annotated[str, Query(pattern=UUID_PATTERN, description="medal image id")]
-FORWARDED_HEADERS = ("x-api-key", "authorization", "x-request-id")
+Viewer = Annotated[Caller, Depends(require(Action.VIEW))]
+Annotator = Annotated[Caller, Depends(require(Action.LABEL))]
+MAX_IMAGE_UPLOAD_FILES = 64
 
 
 async def _json_params(request: Request) -> dict[str, Any]:
@@ -43,37 +55,89 @@ async def _json_params(request: Request) -> dict[str, Any]:
 
 
 @router.get("/info/", summary="MONAI Label: the app's labels, models, strategies and datastore counts")
-async def info(project: ProjectPath, platform: PlatformDep) -> dict[str, Any]:
+async def info(project: ProjectPath, platform: PlatformDep, caller: Viewer) -> dict[str, Any]:
     return await compat.info(platform, project)
 
 
-@router.post("/activelearning/{strategy}", summary="MONAI Label: the next sample (leases the next task to the caller)")
+@router.post(
+    "/activelearning/{strategy}",
+    summary="MONAI Label: the next sample (leases the next task; a project without a round starts its first)",
+)
 async def next_sample(
-    project: ProjectPath, strategy: str, request: Request, platform: PlatformDep, caller: CallerDep
+    project: ProjectPath,
+    strategy: str,
+    request: Request,
+    platform: PlatformDep,
+    caller: Annotated[Caller, Depends(require(Action.LEASE))],
 ) -> dict[str, Any]:
     await _json_params(request)  # MONAI Label's params (client_id …): the caller, not client_id, leases
     known = await compat.strategy_of(platform, project)
     if strategy != known:
         raise ApiError(404, "strategy-not-found", f"unknown strategy {strategy!r}; this project uses {known!r}")
-    return await compat.next_sample(platform, project, caller.id)
+    return await ml.next_sample_starting(platform, project, caller.id)
 
 
-@router.get("/datastore/", summary="MONAI Label: the datastore (output=stats, ids or all)")
+@router.get("/datastore/", summary="MONAI Label: the datastore (output=stats, all or train; ids: medal's list)")
 async def datastore(
     project: ProjectPath,
     platform: PlatformDep,
-    output: Annotated[str, Query(pattern=r"^(stats|ids|all)$")] = "stats",
+    caller: Viewer,
+    output: Annotated[str, Query(pattern=r"^(stats|ids|all|train)$")] = "stats",
 ) -> Any:
+    if output == "train":
+        return await ml.datalist(platform, project)
     return await compat.datastore(platform, project, output)
 
 
-@router.get(
-    "/datastore/image", response_class=Response, responses=PNG, summary="MONAI Label: download an image (8-bit PNG)"
-)
-async def image(project: ProjectPath, image: ImageParam, platform: PlatformDep) -> Response:
-    png = await service.image_png(platform, image)
-    headers = {"Content-Disposition": f'attachment; filename="{image}.png"'}
-    return Response(png, media_type="image/png", headers=headers)
+@router.head("/datastore/image", summary="MONAI Label: does the image exist (and match check_sum)")
+async def check_image(
+    project: ProjectPath, image: str, platform: PlatformDep, caller: Viewer, check_sum: str | None = None
+) -> Response:
+    data = await ml.image_of(platform, project, _image_id(image))
+    ml.check(data, check_sum)
+    return Response(status_code=200, media_type="image/png", headers=ml.checksum_headers(data))
+
+
+@router.get("/datastore/image", response_class=Response, responses=PNG, summary="MONAI Label: download an image")
+async def download_image(project: ProjectPath, image: str, platform: PlatformDep, caller: Viewer) -> Response:
+    image_id = _image_id(image)
+    data = await ml.image_of(platform, project, image_id)
+    headers = {"Content-Disposition": f'attachment; filename="{image_id}.png"', **ml.checksum_headers(data)}
+    return Response(data, media_type="image/png", headers=headers)
+
+
+def _image_id(image: str) -> str:
+    """MONAI Label names images by id, sometimes with the file's extension."""
+    image_id = image.removesuffix(".png")
+    compat.check_image_id(image_id)
+    return image_id
+
+
+@router.put("/datastore/image", summary="MONAI Label: add an image (DICOM, through ingest's de-identification)")
+@router.put("/datastore/", summary="MONAI Label: add an image (deprecated path)", include_in_schema=False)
+async def add_image(
+    project: ProjectPath,
+    request: Request,
+    platform: PlatformDep,
+    caller: Annotated[Caller, Depends(require(Action.INGEST))],
+    image: str | None = None,
+) -> dict[str, Any]:
+    """``image`` (MONAI Label's wished-for id) is ignored: medal names images by the instance they come from."""
+    async with request.form(max_files=MAX_IMAGE_UPLOAD_FILES, max_fields=8) as form:
+        uploads = [f for f in form.getlist("file") if isinstance(f, UploadFile)]
+        if not uploads:
+            raise ApiError(400, "no-file", "send the image as the multipart field 'file'")
+        files = [(f"{n}.dcm", await f.read()) for n, f in enumerate(uploads)]
+    if not all(len(data) > 132 and data[128:132] == b"DICM" for _name, data in files):
+        raise ApiError(415, "dicom-required", "medal adds DICOM Part-10 files only: every image is de-identified")
+    report = await IngestClient.for_request(request, platform).upload_instances(project, files)
+    results = report.get("results", [])
+    image_ids = [i for r in results for i in r.get("image_ids", [])]
+    if not image_ids:
+        refused: dict[str, Any] = next((r for r in results if r.get("outcome") not in ("accepted", "duplicate")), {})
+        code, reason = refused.get("code") or "refused", refused.get("reason") or refused.get("outcome", "refused")
+        raise ApiError(422, "image-refused", f"ingest did not add the image ({code}: {reason})")
+    return {"image": image_ids[0], "images": image_ids, "results": results}
 
 
 @router.put("/datastore/label", summary="MONAI Label: save a label (tag final submits the leased task)")
@@ -82,7 +146,7 @@ async def save_label(
     image: ImageParam,
     request: Request,
     platform: PlatformDep,
-    caller: CallerDep,
+    caller: Annotator,
     tag: Annotated[str, Query(max_length=64)] = compat.FINAL_TAG,
 ) -> dict[str, Any]:
     if tag != compat.FINAL_TAG:
@@ -104,27 +168,56 @@ async def save_label(
     }
 
 
-@router.get(
-    "/datastore/label", response_class=Response, responses=PNG, summary="MONAI Label: download an image's newest label"
-)
+@router.head("/datastore/label", summary="MONAI Label: does the image have a label with this tag")
+async def check_label(
+    project: ProjectPath, image: ImageParam, tag: str, platform: PlatformDep, caller: Viewer
+) -> Response:
+    version, png = await ml.label_of(platform, project, image, tag)
+    headers = {**ml.checksum_headers(png), "X-Label-Version": str(version)}
+    return Response(status_code=200, media_type="image/png", headers=headers)
+
+
+@router.get("/datastore/label", response_class=Response, responses=PNG, summary="MONAI Label: download a label")
 async def download_label(
     project: ProjectPath,
     label: Annotated[str, Query(pattern=UUID_PATTERN, description="The image id")],
     platform: PlatformDep,
+    caller: Viewer,
     tag: str = compat.FINAL_TAG,
 ) -> Response:
-    version, png = await compat.label_png(platform, project, label)
-    headers = {"Content-Disposition": f'attachment; filename="{label}_{tag}.png"', "ETag": f'"{version}"'}
-    return Response(png, media_type="image/png", headers=headers)
+    version, png = await ml.label_of(platform, project, label, tag)
+    headers = {"Content-Disposition": f'attachment; filename="{label}_{tag}.png"', **ml.checksum_headers(png)}
+    return Response(png, media_type="image/png", headers=headers | {"X-Label-Version": str(version)})
 
 
-def _service_url(request: Request, configured: str | None) -> str:
-    """The other service's base URL: configured, or this process's own origin (embedded mode)."""
-    return (configured or f"{request.url.scheme}://{request.url.netloc}").rstrip("/")
-
-
-def _forwarded(request: Request) -> dict[str, str]:
-    return {name: value for name in FORWARDED_HEADERS if (value := request.headers.get(name))}
+@router.get(
+    "/datastore/dataset",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}}},
+    summary="MONAI Label: the labelled data set as a zip (medal's png export)",
+)
+async def download_dataset(
+    project: ProjectPath,
+    platform: PlatformDep,
+    caller: Annotated[Caller, Depends(require(Action.EXPORT))],
+    limit_cases: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    record, items = await exports.collect(platform, project)
+    labelled = [item for item in items if item.mask_key is not None][:limit_cases]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        summary = await asyncio.to_thread(
+            exports.write_export,
+            platform.store,
+            record.settings,
+            record.name,
+            labelled,
+            "png",
+            exports.zip_sink(archive),
+        )
+        archive.writestr("export.json", json.dumps(vars(summary), indent=2))
+    headers = {"Content-Disposition": 'attachment; filename="dataset.zip"'}
+    return Response(buffer.getvalue(), media_type="application/zip", headers=headers)
 
 
 def _multipart(params: dict[str, Any], filename: str, data: bytes) -> Response:
@@ -140,35 +233,45 @@ def _multipart(params: dict[str, Any], filename: str, data: bytes) -> Response:
     return Response(b"".join(parts), media_type=f"multipart/form-data; boundary={boundary}")
 
 
-@router.post("/infer/{model}", summary="MONAI Label: pre-annotate an image with the project's current model")
+async def _predict(request: Request, platform: Platform, project: str, body: dict[str, Any]) -> dict[str, Any]:
+    base = peers.service_url(request, platform, "inference", platform.settings.inference_url)
+    url = f"{base}/inference/v1/projects/{project}/predict"
+    try:
+        async with httpx.AsyncClient(timeout=120, follow_redirects=False) as client:
+            answer = await client.post(url, json=body, headers=peers.forwarded(request))
+    except httpx.HTTPError:
+        raise ApiError(503, "inference-unavailable", f"the inference service at {base} cannot be reached") from None
+    if peers.is_missing_service(answer):
+        raise ApiError(503, "inference-unavailable", f"no inference service at {base}")
+    if answer.status_code == 422 and "session_key" in body:
+        raise ApiError(
+            501, "session-inference-unsupported", "this inference service cannot predict a session's image yet"
+        )
+    if answer.status_code != 200:
+        raise peers.refusal("inference", base, answer)
+    prediction: dict[str, Any] = answer.json()
+    return prediction
+
+
+@router.post("/infer/{model}", summary="MONAI Label: pre-annotate an image (or a session's) with the current model")
 async def infer(
     project: ProjectPath,
     model: str,
-    image: ImageParam,
+    image: str,
     request: Request,
     platform: PlatformDep,
+    caller: Annotator,
     output: Annotated[str, Query(pattern=r"^(all|image|json)$")] = "all",
+    session_id: str | None = None,
 ) -> Response:
     if model != compat.MODEL_NAME:
         raise ApiError(404, "model-not-found", f"unknown model {model!r}; this app serves {compat.MODEL_NAME!r}")
-    base = _service_url(request, platform.settings.inference_url)
-    url = f"{base}/inference/v1/projects/{project}/predict"
-    try:
-        async with httpx.AsyncClient(timeout=120) as client:
-            answer = await client.post(url, json={"image_id": image}, headers=_forwarded(request))
-    except httpx.HTTPError:
-        raise ApiError(503, "inference-unavailable", f"the inference service at {base} cannot be reached") from None
-    if answer.status_code == 404 and "application/json" in answer.headers.get("content-type", ""):
-        error = answer.json().get("error", {})
-        if error.get("code") in (None, "not-found"):
-            raise ApiError(503, "inference-unavailable", f"no inference service at {base}")
-    if answer.status_code != 200:
-        try:
-            error = answer.json()["error"]
-        except (ValueError, KeyError, TypeError):
-            raise ApiError(502, "inference-failed", f"inference answered {answer.status_code}") from None
-        raise ApiError(answer.status_code, error.get("code", "inference-failed"), error.get("message", ""))
-    prediction = answer.json()
+    if session_id:
+        session = await sessions.get(platform, project, session_id, update_ts=True)
+        body: dict[str, Any] = {"session_key": session.image_key}
+    else:
+        body = {"image_id": _image_id(image)}
+    prediction = await _predict(request, platform, project, body)
     png = base64.b64decode(prediction.pop("mask_png_base64"))
     params = {**prediction, "label_names": (await compat.info(platform, project))["labels"]}
     if output == "json":
@@ -177,55 +280,3 @@ async def infer(
         headers = {"Content-Disposition": f'attachment; filename="{image}_{model}.png"'}
         return Response(png, media_type="image/png", headers=headers)
     return _multipart(params, f"{image}_{model}.png", png)
-
-
-async def _train_status(request: Request, platform: Platform, project: str) -> dict[str, Any]:
-    state = await compat.training_state(platform, project)
-    base = _service_url(request, platform.settings.trainer_url)
-    try:
-        async with httpx.AsyncClient(timeout=10) as client:
-            answer = await client.get(f"{base}/trainer/v1/projects/{project}/jobs", headers=_forwarded(request))
-        jobs = answer.json().get("jobs", []) if answer.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
-        jobs = None
-    if jobs is not None and state["id"] and state["failure"] is None:
-        state["details"] = [j for j in jobs if j.get("round_id") == state["id"]]
-    state["trainer_available"] = jobs is not None
-    return state
-
-
-@router.get(
-    "/train/", response_model=None, summary="MONAI Label: training status (check_if_running: 200 only while training)"
-)
-async def train_status(
-    project: ProjectPath, request: Request, platform: PlatformDep, check_if_running: bool = False
-) -> dict[str, Any] | JSONResponse:
-    state = await _train_status(request, platform, project)
-    if check_if_running and state["status"] != "RUNNING":
-        return JSONResponse({"status": state["status"]}, status_code=404)
-    return state
-
-
-@router.post("/train/", summary="MONAI Label: start training (retries a failed latest round, else closes the open one)")
-@router.post(
-    "/train/{model}", summary="MONAI Label: start training a model (retry a failed round, or close the open one)"
-)
-async def train_start(
-    project: ProjectPath, request: Request, platform: PlatformDep, model: str = compat.MODEL_NAME
-) -> dict[str, Any]:
-    if model != compat.MODEL_NAME:
-        raise ApiError(404, "model-not-found", f"unknown model {model!r}; this app trains {compat.MODEL_NAME!r}")
-    await compat.start_training(platform, project)
-    return await _train_status(request, platform, project)
-
-
-@router.delete("/train/", summary="MONAI Label: stop training (a started committee round cannot be cancelled)")
-async def train_stop(project: ProjectPath, platform: PlatformDep) -> dict[str, Any]:
-    state = await compat.training_state(platform, project)
-    if state["status"] == "RUNNING":
-        raise ApiError(
-            409,
-            "training-not-cancellable",
-            f"round {state['round']} is training; medal finishes a committee round once it started",
-        )
-    return state

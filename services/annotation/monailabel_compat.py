@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,14 @@ async def info(platform: Platform, project_name: str) -> dict[str, Any]:
         "train_stats": {MODEL_NAME: {"total_models": len(models), "labels": labelled}},
         "datastore": {"total": images, "completed": labelled},
     }
+
+
+def check_image_id(image_id: str) -> None:
+    """MONAI Label answers 404 for an image it does not know, whatever the id looks like."""
+    try:
+        uuid.UUID(image_id)
+    except ValueError:
+        raise ImageNotFound(image_id[:64]) from None
 
 
 async def strategy_of(platform: Platform, project_name: str) -> str:
