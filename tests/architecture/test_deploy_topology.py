@@ -46,6 +46,8 @@ DEPENDENCY_URLS = {"database_url", "broker_url", "oidc_discovery_url"}
 HTTP_CLIENTS = ("httpx", "aiohttp", "requests", "urllib.request", "http.client")
 # Settings that name hosts outside medal a module may call (a PACS's DICOMweb, allow-listed against SSRF).
 EXTERNAL_TARGETS = {"dicomweb_allowed_urls"}
+# Modules that call the hospital's identity provider (its endpoints come from MEDAL_OIDC_ISSUER's discovery).
+IDENTITY_PROVIDER_CALLERS = {"services.annotation.monailabel_auth"}
 
 
 def _python_files(folder: Path) -> list[Path]:
@@ -112,7 +114,9 @@ def http_calls() -> frozenset[tuple[str, str, str]]:
         for path in _python_files(ROOT / "services" / service):
             read = {field for field in settings if _reads(path, field)}
             if any(m == c or m.startswith(f"{c}.") for m in _imports(path) for c in HTTP_CLIENTS):
-                external = any(_reads(p, field) for p in _package_of(path) for field in EXTERNAL_TARGETS)
+                external = _module(path) in IDENTITY_PROVIDER_CALLERS or any(
+                    _reads(p, field) for p in _package_of(path) for field in EXTERNAL_TARGETS
+                )
                 assert read or external, f"{path.relative_to(ROOT)} makes HTTP calls without a *_url setting"
             for field in read:
                 calls.add((service, "api", settings[field]))
