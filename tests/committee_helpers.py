@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from sqlalchemy import select
@@ -145,3 +148,25 @@ def trained_round(platform: Platform, items: list[PoolItem], strategy: str = "su
     """Round 1 of "chest" with a pool of ``items``, and version 1 trained in it."""
     completed = round_completed(platform, items, strategy)
     return TrainedRound(completed, model_trained(platform, 1, round_id=completed.round_id))
+
+
+def service_platform_fixtures(service: str) -> tuple[Any, Any, Any]:
+    """``platform`` (SQLite), ``database_url`` (SQLite as None, or PostgreSQL) and ``any_platform`` on it."""
+
+    @pytest.fixture(name="platform")
+    async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
+        built = await build_platform(tmp_path, service)
+        yield built
+        await close(built)
+
+    @pytest.fixture(name="database_url", params=["sqlite", "postgresql"])
+    def database_url(request: pytest.FixtureRequest) -> str | None:
+        return None if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
+
+    @pytest.fixture(name="any_platform")
+    async def any_platform(database_url: str | None, tmp_path: Path) -> AsyncIterator[Platform]:
+        built = await build_platform(tmp_path, service, database_url=database_url)
+        yield built
+        await close(built)
+
+    return platform, database_url, any_platform

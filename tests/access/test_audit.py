@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,6 @@ from medal.db.engine import Database
 from medal.db.migrate import upgrade
 
 RITA = Caller(id="rita", kind="oidc", name="Rita Reviewer")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'medal.db'}"
-    else:
-        yield request.getfixturevalue("postgres_url")
 
 
 async def _write_and_read(url: str) -> list[audit.AuditEntry]:

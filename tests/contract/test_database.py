@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -21,14 +19,6 @@ from medal.db.schema.annotation import projects
 from medal.db.schema.base import utcnow
 from medal.db.schema.messaging import outbox
 from tests.contract.test_bus import image_event
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'medal.db'}"
-    else:
-        yield request.getfixturevalue("postgres_url")
 
 
 def run(coro):  # type: ignore[no-untyped-def]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -27,8 +26,6 @@ from services.inference.handlers import consumer
 from services.inference.main import create_app
 from tests.committee_helpers import (
     TINY,
-    build_platform,
-    close,
     model_trained,
     outbox_messages,
     promoted,
@@ -36,25 +33,6 @@ from tests.committee_helpers import (
 )
 
 SHA = "0" * 64
-
-
-@pytest.fixture
-async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
-    built = await build_platform(tmp_path, "inference")
-    yield built
-    await close(built)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> str | None:
-    return None if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-async def any_platform(database_url: str | None, tmp_path: Path) -> AsyncIterator[Platform]:
-    built = await build_platform(tmp_path, "inference", database_url=database_url)
-    yield built
-    await close(built)
 
 
 def ingested(item: PoolItem, width: int, height: int, project: str = "chest") -> ImageIngested:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 
 import httpx
 import pytest
@@ -25,33 +24,12 @@ from services.query.handlers import consumer
 from services.query.main import create_app
 from tests.committee_helpers import (
     TrainedRound,
-    build_platform,
-    close,
     model_trained,
     outbox_messages,
     round_completed,
     store_images,
     trained_round,
 )
-
-
-@pytest.fixture
-async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
-    built = await build_platform(tmp_path, "query")
-    yield built
-    await close(built)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> str | None:
-    return None if request.param == "sqlite" else str(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-async def any_platform(database_url: str | None, tmp_path: Path) -> AsyncIterator[Platform]:
-    built = await build_platform(tmp_path, "query", database_url=database_url)
-    yield built
-    await close(built)
 
 
 async def count(platform: Platform, table: object) -> int:
