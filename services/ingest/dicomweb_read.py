@@ -16,9 +16,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from medal.access import Action, Caller, audit, require
 from medal.dependencies import PlatformDep, ProjectPath
 from medal.errors import ApiError
 from services.ingest import dicomweb_query as q
@@ -28,6 +29,8 @@ DICOM_JSON = "application/dicom+json"
 Uid = Annotated[str, Path(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)]
 Limit = Query(default=100, ge=1, le=1000)
 Offset = Query(default=0, ge=0)
+#: Every read of a project's studies is the view right; retrievals are recorded as views of the study.
+Viewer = Annotated[Caller, Depends(require(Action.VIEW))]
 
 
 def _json(body: list[dict[str, Any]]) -> JSONResponse:
@@ -54,72 +57,90 @@ def _multipart(parts: AsyncIterator[tuple[str, bytes]], part_type: str) -> Strea
 
 @router.get("/{project}/studies", summary="QIDO-RS: the project's studies")
 async def search_studies(
-    project: ProjectPath, platform: PlatformDep, request: Request, limit: int = Limit, offset: int = Offset
+    project: ProjectPath,
+    platform: PlatformDep,
+    caller: Viewer,
+    request: Request,
+    limit: int = Limit,
+    offset: int = Offset,
 ) -> JSONResponse:
     return _json(await q.studies(platform, project, q.filters(request.query_params), limit, offset))
 
 
 @router.get("/{project}/studies/{study}/series", summary="QIDO-RS: a study's series")
-async def search_series(project: ProjectPath, platform: PlatformDep, request: Request, study: Uid) -> JSONResponse:
+async def search_series(
+    project: ProjectPath, platform: PlatformDep, caller: Viewer, request: Request, study: Uid
+) -> JSONResponse:
     return _json(await q.series(platform, project, study, q.filters(request.query_params)))
 
 
 @router.get("/{project}/studies/{study}/instances", summary="QIDO-RS: a study's instances")
 async def search_study_instances(
-    project: ProjectPath, platform: PlatformDep, request: Request, study: Uid
+    project: ProjectPath, platform: PlatformDep, caller: Viewer, request: Request, study: Uid
 ) -> JSONResponse:
     return _json(await q.instances(platform, project, study, None, q.filters(request.query_params)))
 
 
 @router.get("/{project}/studies/{study}/series/{series}/instances", summary="QIDO-RS: a series' instances")
 async def search_instances(
-    project: ProjectPath, platform: PlatformDep, request: Request, study: Uid, series: Uid
+    project: ProjectPath, platform: PlatformDep, caller: Viewer, request: Request, study: Uid, series: Uid
 ) -> JSONResponse:
     return _json(await q.instances(platform, project, study, series, q.filters(request.query_params)))
 
 
 @router.get("/{project}/studies/{study}/metadata", summary="WADO-RS: a study's metadata")
-async def study_metadata(project: ProjectPath, platform: PlatformDep, study: Uid) -> JSONResponse:
+async def study_metadata(project: ProjectPath, platform: PlatformDep, caller: Viewer, study: Uid) -> JSONResponse:
     return _json(await q.metadata(platform, project, study))
 
 
 @router.get("/{project}/studies/{study}/series/{series}/metadata", summary="WADO-RS: a series' metadata")
-async def series_metadata(project: ProjectPath, platform: PlatformDep, study: Uid, series: Uid) -> JSONResponse:
+async def series_metadata(
+    project: ProjectPath, platform: PlatformDep, caller: Viewer, study: Uid, series: Uid
+) -> JSONResponse:
     return _json(await q.metadata(platform, project, study, series))
 
 
 @router.get("/{project}/studies/{study}/series/{series}/instances/{sop}/metadata", summary="WADO-RS: metadata")
 async def instance_metadata(
-    project: ProjectPath, platform: PlatformDep, study: Uid, series: Uid, sop: Uid
+    project: ProjectPath, platform: PlatformDep, caller: Viewer, study: Uid, series: Uid, sop: Uid
 ) -> JSONResponse:
     return _json(await q.metadata(platform, project, study, series, sop))
 
 
 @router.get("/{project}/studies/{study}", summary="WADO-RS: a study's instances (multipart/related)")
-async def retrieve_study(project: ProjectPath, platform: PlatformDep, request: Request, study: Uid) -> Any:
+async def retrieve_study(
+    project: ProjectPath, platform: PlatformDep, caller: Viewer, request: Request, study: Uid
+) -> Any:
     _accepts(request, "application/dicom")
-    return _multipart(await q.objects(platform, project, study), "application/dicom")
+    parts = await q.objects(platform, project, study)
+    await audit.record_view(platform, caller, project, "study", study)
+    return _multipart(parts, "application/dicom")
 
 
 @router.get("/{project}/studies/{study}/series/{series}", summary="WADO-RS: a series' instances")
 async def retrieve_series(
-    project: ProjectPath, platform: PlatformDep, request: Request, study: Uid, series: Uid
+    project: ProjectPath, platform: PlatformDep, caller: Viewer, request: Request, study: Uid, series: Uid
 ) -> Any:
     _accepts(request, "application/dicom")
-    return _multipart(await q.objects(platform, project, study, series), "application/dicom")
+    parts = await q.objects(platform, project, study, series)
+    await audit.record_view(platform, caller, project, "study", study)
+    return _multipart(parts, "application/dicom")
 
 
 @router.get("/{project}/studies/{study}/series/{series}/instances/{sop}", summary="WADO-RS: one instance")
 async def retrieve_instance(
     project: ProjectPath,
     platform: PlatformDep,
+    caller: Viewer,
     request: Request,
     study: Uid,
     series: Uid,
     sop: Uid,
 ) -> Any:
     _accepts(request, "application/dicom")
-    return _multipart(await q.objects(platform, project, study, series, sop), "application/dicom")
+    parts = await q.objects(platform, project, study, series, sop)
+    await audit.record_view(platform, caller, project, "study", study)
+    return _multipart(parts, "application/dicom")
 
 
 @router.get(
@@ -129,6 +150,7 @@ async def retrieve_instance(
 async def retrieve_frames(
     project: ProjectPath,
     platform: PlatformDep,
+    caller: Viewer,
     request: Request,
     study: Uid,
     series: Uid,
@@ -137,4 +159,6 @@ async def retrieve_frames(
 ) -> Any:
     _accepts(request, "application/octet-stream")
     numbers = [int(n) for n in frames.split(",")]
-    return _multipart(await q.frames(platform, project, study, series, sop, numbers), "application/octet-stream")
+    parts = await q.frames(platform, project, study, series, sop, numbers)
+    await audit.record_view(platform, caller, project, "study", study)
+    return _multipart(parts, "application/octet-stream")
