@@ -57,7 +57,7 @@ async def push_studies(
     description=(
         "For SEG export to the clinical PACS. A POST so that UIDs never appear in URLs or access logs. 403 unless the "
         "caller is an admin of the project (the export right), 412 unless the project keeps original UIDs, 404 "
-        "when some instance has none on record. Every call is recorded (who, purpose, how many), in the audit trail too."
+        "when some instance has none on record. Every call is recorded (who, purpose, how many) and audited."
     ),
     responses={403: {}, 404: {}, 412: {}},
 )
