@@ -1,4 +1,4 @@
-"""The authorisation matrix: every operation of every service's OpenAPI × every kind of caller, on real
+"""The authorisation matrix: every operation of every service's OpenAPI by every kind of caller, on real
 objects of two projects, against ONE table of what each operation needs.
 
 Callers: anonymous, a wrong key, alpha's annotator, reviewer and project admin, beta's project admin
@@ -68,7 +68,7 @@ SIGNED_IN = Rule("signed-in")
 PUBLIC = Rule("public")
 MONAI = "MONAI Label's role checks (services/annotation/monailabel_*.py) come with their own branch"
 JSON = {"content-type": "application/json"}
-A, I, T, Q, N = "/annotation/v1", "/ingest/v1", "/trainer/v1", "/query/v1", "/inference/v1"
+A, G, T, Q, N = "/annotation/v1", "/ingest/v1", "/trainer/v1", "/query/v1", "/inference/v1"
 W, M = "/ingest/dicomweb/{project}/studies", "/annotation/monailabel/{project}"
 
 
@@ -137,18 +137,18 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("DELETE", f"{M}/train/"): P(Action.TRAIN, pending=MONAI),
     ("POST", f"{M}/train/{{model}}"): P(Action.TRAIN, pending=MONAI),
     # ingest
-    ("POST", f"{I}/projects/{{project}}/instances"): P(Action.INGEST, headers={"content-type": "application/dicom"}),
-    ("GET", f"{I}/jobs/{{job_id}}"): P(Action.INGEST),
-    ("GET", f"{I}/projects/{{project}}/studies"): P(Action.VIEW),
-    ("GET", f"{I}/projects/{{project}}/settings"): P(Action.VIEW),
-    ("PUT", f"{I}/projects/{{project}}/settings"): P(Action.SETTINGS, json=lambda o, c: {"date_policy": "shift"}),
-    ("GET", f"{I}/projects/{{project}}/quarantine"): P(Action.QUARANTINE_RELEASE),
-    ("POST", f"{I}/projects/{{project}}/quarantine/{{instance_id}}/release"): P(Action.QUARANTINE_RELEASE),
-    ("POST", f"{I}/projects/{{project}}/pulls"): P(
+    ("POST", f"{G}/projects/{{project}}/instances"): P(Action.INGEST, headers={"content-type": "application/dicom"}),
+    ("GET", f"{G}/jobs/{{job_id}}"): P(Action.INGEST),
+    ("GET", f"{G}/projects/{{project}}/studies"): P(Action.VIEW),
+    ("GET", f"{G}/projects/{{project}}/settings"): P(Action.VIEW),
+    ("PUT", f"{G}/projects/{{project}}/settings"): P(Action.SETTINGS, json=lambda o, c: {"date_policy": "shift"}),
+    ("GET", f"{G}/projects/{{project}}/quarantine"): P(Action.QUARANTINE_RELEASE),
+    ("POST", f"{G}/projects/{{project}}/quarantine/{{instance_id}}/release"): P(Action.QUARANTINE_RELEASE),
+    ("POST", f"{G}/projects/{{project}}/pulls"): P(
         Action.INGEST, json=lambda o, c: {"dicomweb": "http://10.0.0.1/x", "studies": ["1.2.3"]}
     ),
-    ("POST", f"{I}/projects/{{project}}/pushes"): P(Action.EXPORT, json=lambda o, c: {"stow": "http://10.0.0.1/x"}),
-    ("POST", f"{I}/projects/{{project}}/original-uids"): P(
+    ("POST", f"{G}/projects/{{project}}/pushes"): P(Action.EXPORT, json=lambda o, c: {"stow": "http://10.0.0.1/x"}),
+    ("POST", f"{G}/projects/{{project}}/original-uids"): P(
         Action.EXPORT, json=lambda o, c: {"sop_uids": [o.ids["sop"]]}
     ),
     # DICOMweb
