@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
 from medal.access import RIGHTS, Action, Role, allows
-from tests.access.world import SETTINGS, Objects, World, built_world, rle
+from tests.access.world import SETTINGS, Objects, World, rle
 
 CALLERS = ("anonymous", "wrong", "annotator", "reviewer", "other-admin", "admin", "platform")
 ROLE_OF = {"annotator": Role.ANNOTATOR, "reviewer": Role.REVIEWER, "admin": Role.PROJECT_ADMIN}
@@ -194,12 +194,6 @@ def _order(operation: tuple[str, str]) -> tuple[int, str]:
 
 
 OPERATIONS = sorted(TABLE, key=_order)
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with built_world(tmp_path_factory.mktemp("matrix")) as built:
-        yield built
 
 
 @pytest.fixture(scope="module")
