@@ -14,6 +14,7 @@ image_project))`` where ``image_project(platform, image_id)`` returns the object
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,6 +25,7 @@ from medal.access.identify import identify_caller
 from medal.access.roles import RIGHTS, Action
 from medal.domain_errors import NotFound
 from medal.errors import ApiError
+from proto.types import UUID_PATTERN
 
 if TYPE_CHECKING:
     from medal.platform import Platform
@@ -65,13 +67,21 @@ async def project_from_path(request: Request) -> str | None:
     return project
 
 
-def from_path(parameter: str, lookup: ProjectLookup) -> ProjectResolver:
-    """A resolver for routes naming an object: ``lookup(platform, <path parameter>)`` gives its project."""
+def from_path(parameter: str, lookup: ProjectLookup, pattern: str | None = UUID_PATTERN) -> ProjectResolver:
+    """A resolver for routes naming an object: ``lookup(platform, <path parameter>)`` gives its project.
+
+    A value that does not match ``pattern`` (a medal id by default) names nothing: 422, as the route's
+    own validation would answer (it runs after this check)."""
+    shape = re.compile(pattern) if pattern else None
 
     async def resolve(request: Request) -> str | None:
         value = request.path_params.get(parameter)
         if not isinstance(value, str):
             raise RuntimeError(f"{request.url.path} has no {{{parameter}}} path parameter")
+        if shape is not None and not shape.fullmatch(value):
+            raise ApiError(
+                422, "invalid-request", f"{parameter} is not a well-formed id", [{"loc": ["path", parameter]}]
+            )
         return await lookup(request.app.state.platform, value)
 
     return resolve

@@ -193,13 +193,13 @@ def test_jobs_can_be_polled_and_resubmission_is_harmless(base: str, client: http
     assert job["job"]["accepted"] == 1 and job["results"][0]["image_ids"] == first["results"][0]["image_ids"]
     assert job["job"]["submitted_by"] == first["job"]["submitted_by"] == "local"  # the caller, never the body
     missing = client.get(f"{base}/ingest/v1/jobs/00000000-0000-4000-8000-000000000000")
-    assert missing.status_code == 404 and missing.json()["error"]["code"] == "job-not-found"
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not-found"  # for every caller alike
     assert client.get(f"{base}/ingest/v1/jobs/unknown").status_code == 422
 
 
 def test_project_settings_choose_dates_and_window(base: str, client: httpx.Client, tmp_path: Path) -> None:
     assert client.get(f"{base}/ingest/v1/projects/window/settings").json()["date_policy"] == "shift"
-    chosen = {"date_policy": "remove", "window_center": 40.0, "window_width": 400.0}
+    chosen = {"date_policy": "remove", "window_center": 40.0, "window_width": 400.0, "keep_original_uids": False}
     assert client.put(f"{base}/ingest/v1/projects/window/settings", json=chosen).json() == chosen
     assert client.get(f"{base}/ingest/v1/projects/window/settings").json() == chosen
     half = client.put(f"{base}/ingest/v1/projects/window/settings", json={"window_center": 40.0})
