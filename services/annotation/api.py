@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from medal.access import Action, Caller, audit, require
 from medal.dependencies import CallerDep, IdPath, PlatformDep, ProjectPath
 from services.annotation import service
-from services.annotation.ownership import in_project, on_image
+from services.annotation.ownership import ProjectViewer, in_project, on_image
 from services.annotation.records import Project
 from services.annotation.schemas import HeldOut, ImagePage, ProjectCreate
 from services.annotation.settings import ProjectSettings
@@ -33,9 +33,7 @@ async def create_project(
 
 
 @router.get("/projects/{project}", response_model=Project, summary="One project")
-async def get_project(
-    project: ProjectPath, platform: PlatformDep, _: Annotated[Caller, in_project(Action.VIEW)]
-) -> Project:
+async def get_project(project: ProjectPath, platform: PlatformDep, _: ProjectViewer) -> Project:
     return await service.get_project(platform, project)
 
 
@@ -53,7 +51,7 @@ async def put_settings(
 async def list_images(
     project: ProjectPath,
     platform: PlatformDep,
-    _: Annotated[Caller, in_project(Action.VIEW)],
+    _: ProjectViewer,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ImagePage:

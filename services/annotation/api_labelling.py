@@ -20,7 +20,7 @@ from medal.dependencies import IdPath, PlatformDep, ProjectPath
 from medal.errors import ApiError
 from services.annotation import exports, labelling, loop_events, mask_codec, retries, tasks
 from services.annotation.mask_codec import InvalidMask, Mask
-from services.annotation.ownership import in_project, on_round, on_task
+from services.annotation.ownership import ProjectViewer, in_project, on_round, on_task
 from services.annotation.records import (
     AutoLabelJob,
     Lease,
@@ -64,9 +64,7 @@ async def start_round(
 
 
 @router.get("/projects/{project}/rounds", response_model=list[Round], summary="A project's rounds")
-async def list_rounds(
-    project: ProjectPath, platform: PlatformDep, _: Annotated[Caller, in_project(Action.VIEW)]
-) -> list[Round]:
+async def list_rounds(project: ProjectPath, platform: PlatformDep, _: ProjectViewer) -> list[Round]:
     return await labelling.list_rounds(platform, project)
 
 
@@ -130,9 +128,7 @@ async def skip_task(
 
 
 @router.get("/projects/{project}/models", response_model=list[ModelVersion], summary="Model versions (learning curve)")
-async def list_models(
-    project: ProjectPath, platform: PlatformDep, _: Annotated[Caller, in_project(Action.VIEW)]
-) -> list[ModelVersion]:
+async def list_models(project: ProjectPath, platform: PlatformDep, _: ProjectViewer) -> list[ModelVersion]:
     return await labelling.list_models(platform, project)
 
 
@@ -156,9 +152,7 @@ async def autolabel(
     response_model=ProjectStatus,
     summary="Labels, rounds, models, a training failure to fix, auto-labelling",
 )
-async def project_status(
-    project: ProjectPath, platform: PlatformDep, _: Annotated[Caller, in_project(Action.VIEW)]
-) -> ProjectStatus:
+async def project_status(project: ProjectPath, platform: PlatformDep, _: ProjectViewer) -> ProjectStatus:
     return await labelling.status(platform, project)
 
 

@@ -17,7 +17,7 @@ from medal.errors import ApiError
 from services.annotation import labelling, tasks
 from services.annotation.api import PNG
 from services.annotation.api_labelling import _mask_from_body
-from services.annotation.ownership import in_project, on_image
+from services.annotation.ownership import ProjectViewer, on_image
 from services.annotation.records import MaskApproved, MaskInfo, MaskSaved
 
 router = APIRouter(prefix="/v1", tags=["labelling"])
@@ -90,7 +90,7 @@ async def approve_mask(
 async def list_masks(
     project: ProjectPath,
     platform: PlatformDep,
-    caller: Annotated[Caller, in_project(Action.VIEW)],
+    caller: ProjectViewer,
     machine_made: Annotated[bool | None, Query()] = None,
 ) -> list[MaskInfo]:
     author = None if caller.may(Action.REVIEW, project) else caller.id

@@ -1,19 +1,21 @@
 """Which project an object named in a route belongs to, from annotation's own tables (for ``require``).
 
 Each lookup answers the project's name, or None when the object does not exist; ``require`` then
-answers 404 for every caller alike, and a caller without a role in the project sees 404 too.
+answers the object's own 404 (image-not-found …), and so it does for a caller without a role in that
+project: a stranger cannot tell a foreign object from a missing one.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends
 from sqlalchemy import Table, select
 
-from medal.access import Action, from_path, require
+from medal.access import Action, Caller, from_path, require
 from medal.db.schema import annotation as tables
 from medal.platform import Platform
+from services.annotation.errors import ImageNotFound, RoundNotFound, TaskNotFound
 
 
 async def _project_of(platform: Platform, table: Table, object_id: str) -> str | None:
@@ -48,12 +50,16 @@ def in_project(action: Action) -> Any:
 
 
 def on_image(action: Action) -> Any:
-    return Depends(require(action, project=from_path("image_id", image_project)))
+    return Depends(require(action, project=from_path("image_id", image_project, missing=ImageNotFound)))
 
 
 def on_task(action: Action) -> Any:
-    return Depends(require(action, project=from_path("task_id", task_project)))
+    return Depends(require(action, project=from_path("task_id", task_project, missing=TaskNotFound)))
 
 
 def on_round(action: Action) -> Any:
-    return Depends(require(action, project=from_path("round_id", round_project)))
+    return Depends(require(action, project=from_path("round_id", round_project, missing=RoundNotFound)))
+
+
+#: The caller of a route that shows something of the project in its path (the view right).
+ProjectViewer = Annotated[Caller, in_project(Action.VIEW)]

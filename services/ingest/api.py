@@ -14,6 +14,7 @@ from medal.errors import ApiError
 from services.ingest import quarantine, service
 from services.ingest.archive import ArchiveLimits, ArchiveRefused, is_zip, read_members
 from services.ingest.bodies import read_limited, spool_body
+from services.ingest.errors import JobNotFound
 from services.ingest.jobs import Submission, get_job, job_project
 from services.ingest.parsing import RefusedInstance
 from services.ingest.schemas import (
@@ -33,6 +34,10 @@ Items = Iterator[tuple[bytes | None, RefusedInstance | None]]
 Ingester = Annotated[Caller, Depends(require(Action.INGEST))]
 Viewer = Annotated[Caller, Depends(require(Action.VIEW))]
 Reviewer = Annotated[Caller, Depends(require(Action.QUARANTINE_RELEASE))]
+
+
+def no_job(_job_id: str) -> JobNotFound:
+    return JobNotFound("no such ingest job")
 
 
 def archive_items(file: IO[bytes]) -> Items:
@@ -107,7 +112,7 @@ async def upload_instances(
 async def read_job(
     job_id: IdPath,
     platform: PlatformDep,
-    _: Annotated[Caller, Depends(require(Action.INGEST, project=from_path("job_id", job_project)))],
+    _: Annotated[Caller, Depends(require(Action.INGEST, project=from_path("job_id", job_project, missing=no_job)))],
 ) -> JobResponse:
     return await get_job(platform, job_id)
 

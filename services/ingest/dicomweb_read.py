@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from medal.access import Action, Caller, audit, require
 from medal.dependencies import PlatformDep, ProjectPath
 from medal.errors import ApiError
+from medal.platform import Platform
 from services.ingest import dicomweb_query as q
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
@@ -53,6 +54,19 @@ def _multipart(parts: AsyncIterator[tuple[str, bytes]], part_type: str) -> Strea
 
     media = f'multipart/related; type="{part_type}"; boundary={boundary}'
     return StreamingResponse(body(), media_type=media)
+
+
+async def _retrieved(
+    platform: Platform,
+    caller: Caller,
+    project: str,
+    study: str,
+    parts: AsyncIterator[tuple[str, bytes]],
+    part_type: str = "application/dicom",
+) -> StreamingResponse:
+    """The retrieved objects, and the view of the study in the audit trail (one per caller and hour)."""
+    await audit.record_view(platform, caller, project, "study", study)
+    return _multipart(parts, part_type)
 
 
 @router.get("/{project}/studies", summary="QIDO-RS: the project's studies")
@@ -112,9 +126,7 @@ async def retrieve_study(
     project: ProjectPath, platform: PlatformDep, caller: Viewer, request: Request, study: Uid
 ) -> Any:
     _accepts(request, "application/dicom")
-    parts = await q.objects(platform, project, study)
-    await audit.record_view(platform, caller, project, "study", study)
-    return _multipart(parts, "application/dicom")
+    return await _retrieved(platform, caller, project, study, await q.objects(platform, project, study))
 
 
 @router.get("/{project}/studies/{study}/series/{series}", summary="WADO-RS: a series' instances")
@@ -122,9 +134,7 @@ async def retrieve_series(
     project: ProjectPath, platform: PlatformDep, caller: Viewer, request: Request, study: Uid, series: Uid
 ) -> Any:
     _accepts(request, "application/dicom")
-    parts = await q.objects(platform, project, study, series)
-    await audit.record_view(platform, caller, project, "study", study)
-    return _multipart(parts, "application/dicom")
+    return await _retrieved(platform, caller, project, study, await q.objects(platform, project, study, series))
 
 
 @router.get("/{project}/studies/{study}/series/{series}/instances/{sop}", summary="WADO-RS: one instance")
@@ -139,8 +149,7 @@ async def retrieve_instance(
 ) -> Any:
     _accepts(request, "application/dicom")
     parts = await q.objects(platform, project, study, series, sop)
-    await audit.record_view(platform, caller, project, "study", study)
-    return _multipart(parts, "application/dicom")
+    return await _retrieved(platform, caller, project, study, parts)
 
 
 @router.get(
@@ -160,5 +169,4 @@ async def retrieve_frames(
     _accepts(request, "application/octet-stream")
     numbers = [int(n) for n in frames.split(",")]
     parts = await q.frames(platform, project, study, series, sop, numbers)
-    await audit.record_view(platform, caller, project, "study", study)
-    return _multipart(parts, "application/octet-stream")
+    return await _retrieved(platform, caller, project, study, parts, "application/octet-stream")

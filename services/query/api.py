@@ -11,15 +11,24 @@ from medal.access import Action, Caller, from_path, require
 from medal.compute import compute_info
 from medal.dependencies import IdPath, PlatformDep, ProjectPath
 from services.query import audit
+from services.query.errors import SelectionNotFound
 from services.query.schemas import ReplayOut, RunOut, SelectionOut, SelectionSummaryOut
 
 router = APIRouter(prefix="/v1", tags=["query"])
+
+
+def no_selection(selection_id: str) -> SelectionNotFound:
+    return SelectionNotFound(f"no selection {selection_id}")
+
+
 Viewer = Annotated[Caller, Depends(require(Action.VIEW))]
 SelectionViewer = Annotated[
-    Caller, Depends(require(Action.VIEW, project=from_path("selection_id", audit.selection_project)))
+    Caller,
+    Depends(require(Action.VIEW, project=from_path("selection_id", audit.selection_project, missing=no_selection))),
 ]
 SelectionAuditor = Annotated[
-    Caller, Depends(require(Action.AUDIT, project=from_path("selection_id", audit.selection_project)))
+    Caller,
+    Depends(require(Action.AUDIT, project=from_path("selection_id", audit.selection_project, missing=no_selection))),
 ]
 
 

@@ -28,7 +28,8 @@ CALLERS = ("anonymous", "wrong", "annotator", "reviewer", "other-admin", "admin"
 ROLE_OF = {"annotator": Role.ANNOTATOR, "reviewer": Role.REVIEWER, "admin": Role.PROJECT_ADMIN}
 STRANGERS = ("annotator", "reviewer", "admin")  # alpha's people, on beta's objects
 #: How a refusal that hides a project (or an object of one) reads: exactly a missing one.
-HIDDEN_CODES = {"project-not-found", "not-found", "key-not-found"}
+OBJECT_CODES = {"image-not-found", "task-not-found", "round-not-found", "selection-not-found", "job-not-found"}
+HIDDEN_CODES = {"project-not-found", "not-found", "key-not-found", *OBJECT_CODES}
 Outcome = Literal["allowed", "unauthenticated", "forbidden", "hidden"]
 Body = Callable[[Objects, str], dict[str, Any]]
 
@@ -353,3 +354,34 @@ def test_the_matrix_runs_on_real_objects(world: World) -> None:
         assert {"image_id", "task_id", "round_id", "selection_id", "job_id", "instance_id", "key_id", "study"} <= set(
             ids
         )
+
+
+OBJECT_PARAMETERS = ("image_id", "task_id", "round_id", "selection_id", "job_id", "key_id")
+OBJECT_ROUTES = [
+    op
+    for op, rule in TABLE.items()
+    if rule.kind == "project"
+    and not rule.pending
+    and "{project}" not in op[1]  # the caller named the project itself: nothing to leak
+    and any(f"{{{name}}}" in op[1] for name in OBJECT_PARAMETERS)
+]
+
+
+@pytest.mark.parametrize(("method", "path"), OBJECT_ROUTES, ids=[f"{m} {p}" for m, p in OBJECT_ROUTES])
+def test_a_foreign_object_answers_exactly_as_a_missing_one(
+    world: World, clients: dict[str, httpx.Client], method: str, path: str
+) -> None:
+    beta = world.objects["beta"]
+    ghost = Objects("beta", dicom=beta.dicom, ids=dict(beta.ids))
+    for name in OBJECT_PARAMETERS:
+        ghost.ids[name] = str(uuid.uuid4()) if name != "key_id" else "zzzzzzzzzzzz"
+    rule = TABLE[(method, path)]
+    for caller in STRANGERS:
+        foreign = call(clients[caller], method, path, rule, beta, caller)
+        missing = call(clients[caller], method, path, rule, ghost, caller)
+        assert foreign.status_code == missing.status_code == 404, (caller, foreign.text, missing.text)
+        one, other = foreign.json()["error"], missing.json()["error"]
+        for name in OBJECT_PARAMETERS:
+            one["message"] = one["message"].replace(beta.ids[name], "<id>")
+            other["message"] = other["message"].replace(ghost.ids[name], "<id>")
+        assert one == other and "beta" not in one["message"], (caller, one, other)

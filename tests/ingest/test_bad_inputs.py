@@ -193,7 +193,7 @@ def test_jobs_can_be_polled_and_resubmission_is_harmless(base: str, client: http
     assert job["job"]["accepted"] == 1 and job["results"][0]["image_ids"] == first["results"][0]["image_ids"]
     assert job["job"]["submitted_by"] == first["job"]["submitted_by"] == "local"  # the caller, never the body
     missing = client.get(f"{base}/ingest/v1/jobs/00000000-0000-4000-8000-000000000000")
-    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not-found"  # for every caller alike
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "job-not-found"
     assert client.get(f"{base}/ingest/v1/jobs/unknown").status_code == 422
 
 

@@ -23,7 +23,7 @@ function nav(project: string | null): void {
   }
   const current = location.hash || "#/";
   const me = currentRights();
-  const role = project && me && !me.platform_admin ? me.projects[project]?.role : me?.platform_admin ? "platform admin" : null;
+  const role = !me || me.kind === "local" ? null : me.platform_admin ? "platform admin" : project ? me.projects[project]?.role : null;
   const who = h(
     "span",
     { class: "muted", "data-testid": "me", title: "Signed in as (the author of your leases and masks)" },
