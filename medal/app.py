@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from medal.bus import Bus, Handler
 from medal.db.migrate import upgrade
@@ -18,7 +18,7 @@ from medal.errors import install_error_handlers
 from medal.platform import BackgroundTask, Platform
 from medal.settings import SERVICE_NAMES, Settings
 from medal.unit_of_work import Consumer
-from medal.web import health_router
+from medal.web import health_router, install_security_headers
 from proto.topology import SERVICE_QUEUE
 
 
@@ -49,6 +49,14 @@ def service_background(name: str, platform: Platform) -> list[BackgroundTask]:
         return []
     tasks: list[BackgroundTask] = importlib.import_module(module_name).background(platform)
     return list(tasks)
+
+
+def wants_page(accept: str) -> bool:
+    """A browser's navigation asks for text/html first; API clients ask for JSON or anything (*/*)."""
+    kinds = [part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()]
+    return "text/html" in kinds and (
+        "application/json" not in kinds or kinds.index("text/html") < kinds.index("application/json")
+    )
 
 
 def build_app(
@@ -91,16 +99,25 @@ def build_app(
 
     root = FastAPI(title="medal", summary="Medical active labelling platform", lifespan=lifespan)
     install_error_handlers(root)
+    install_security_headers(root)
     root.include_router(health_router())
 
-    @root.get("/", summary="The services of this process and their API docs")
-    async def index(request: Request) -> dict[str, Any]:
+    @root.get(
+        "/",
+        summary="A browser lands on the web UI; other clients (Accept: application/json) get the services and docs",
+        response_model=None,
+    )
+    async def index(request: Request) -> Response:
         base = str(request.base_url).rstrip("/")
-        return {
-            "medal": "0.1.0",
-            "services": {name: {"api": f"{base}/{name}", "docs": f"{base}/{name}/docs"} for name in apps},
-            **({"ui": f"{base}/annotation/ui/"} if "annotation" in apps else {}),
-        }
+        if "annotation" in apps and wants_page(request.headers.get("accept", "")):
+            return RedirectResponse("/annotation/ui/", status_code=303)
+        return JSONResponse(
+            {
+                "medal": "0.1.0",
+                "services": {name: {"api": f"{base}/{name}", "docs": f"{base}/{name}/docs"} for name in apps},
+                **({"ui": f"{base}/annotation/ui/"} if "annotation" in apps else {}),
+            }
+        )
 
     if "annotation" in apps:
 

@@ -237,13 +237,8 @@ class Settings(BaseSettings):
     pull_max_instances: int = Field(default=10000, ge=1, description="Instances one pull may fetch.")
     pull_max_bytes: int = Field(default=20 * 1024**3, ge=1, description="Bytes one pull may fetch.")
     push_max_instances: int = Field(default=10000, ge=1, description="Instances one push may send.")
-    original_uid_readers: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Caller ids that may resolve pseudonymous UIDs to original ones, in projects that keep the "
-        "mapping (the project-admin rule until projects have admins). Empty: nobody.",
-    )
 
-    @field_validator("dimse_peers", "dicomweb_allowed_urls", "original_uid_readers", mode="before")
+    @field_validator("dimse_peers", "dicomweb_allowed_urls", mode="before")
     @classmethod
     def _split_lists(cls, value: object) -> object:
         if isinstance(value, str):

@@ -5,7 +5,7 @@ A route declares what it does with ``require(Action.X)`` (see :mod:`medal.access
 """
 
 from medal.access.authorize import ProjectHidden, authorised_caller, check, from_path, require
-from medal.access.caller import LOCAL_USER, Caller, CallerKind
+from medal.access.caller import LOCAL_USER, Caller, CallerKind, acting, service_actor
 from medal.access.identify import Unauthenticated, identify_caller
 from medal.access.roles import PLATFORM_ADMIN, RIGHTS, Action, Role, UnknownRole, actions_of, allows
 
@@ -20,6 +20,7 @@ __all__ = [
     "Role",
     "Unauthenticated",
     "UnknownRole",
+    "acting",
     "actions_of",
     "allows",
     "authorised_caller",
@@ -27,4 +28,5 @@ __all__ = [
     "from_path",
     "identify_caller",
     "require",
+    "service_actor",
 ]

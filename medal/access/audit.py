@@ -14,8 +14,8 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,6 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from medal.access.caller import Caller
 from medal.db.schema.access import audit
 from medal.db.schema.base import utcnow
+
+if TYPE_CHECKING:
+    from medal.platform import Platform
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 #: Detail values are short scalars (ids, versions, counts, codes); anything else is refused.
@@ -107,6 +110,41 @@ async def record(
             details=checked,
         )
     )
+
+
+#: (caller, subject) -> the hour a "viewed" row was last written for it by this process.
+_views: dict[tuple[str, str], datetime] = {}
+_MAX_VIEWS_REMEMBERED = 20_000
+
+
+async def record_view(platform: Platform, caller: Caller, project: str, subject_type: str, subject_id: str) -> bool:
+    """A ``viewed`` row for ``subject_id``, at most one per (caller, subject, hour); True when one was written.
+
+    Image fetches come by the hundred while a person scrolls: the trail keeps that the caller saw the
+    image in that hour, not every request. Checked in this process first, then in the table (other processes).
+    """
+    hour = utcnow().replace(minute=0, second=0, microsecond=0)
+    remembered = (caller.id[:255], str(subject_id)[:255])
+    if _views.get(remembered) == hour:
+        return False
+    if len(_views) >= _MAX_VIEWS_REMEMBERED:
+        _views.clear()
+    async with platform.db.begin() as conn:
+        seen = await conn.scalar(
+            select(audit.c.seq)
+            .where(
+                audit.c.actor == remembered[0],
+                audit.c.subject_id == remembered[1],
+                audit.c.action == "viewed",
+                audit.c.at >= hour,
+                audit.c.at < hour + timedelta(hours=1),
+            )
+            .limit(1)
+        )
+        if seen is None:
+            await record(conn, caller, "viewed", project, subject_type, subject_id)
+    _views[remembered] = hour
+    return seen is None
 
 
 async def read(

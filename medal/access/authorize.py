@@ -14,6 +14,7 @@ image_project))`` where ``image_project(platform, image_id)`` returns the object
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,6 +25,7 @@ from medal.access.identify import identify_caller
 from medal.access.roles import RIGHTS, Action
 from medal.domain_errors import NotFound
 from medal.errors import ApiError
+from proto.types import UUID_PATTERN
 
 if TYPE_CHECKING:
     from medal.platform import Platform
@@ -65,16 +67,51 @@ async def project_from_path(request: Request) -> str | None:
     return project
 
 
-def from_path(parameter: str, lookup: ProjectLookup) -> ProjectResolver:
-    """A resolver for routes naming an object: ``lookup(platform, <path parameter>)`` gives its project."""
+class ObjectResolver:
+    """Finds the project of the object a route names (``from_path``). An object of a project the caller
+    has no role in answers exactly as a missing one (``missing(id)``: the service's own not-found), so a
+    stranger learns neither that it exists nor which project holds it."""
 
-    async def resolve(request: Request) -> str | None:
-        value = request.path_params.get(parameter)
+    def __init__(
+        self, parameter: str, lookup: ProjectLookup, pattern: str | None, missing: Callable[[str], Exception] | None
+    ) -> None:
+        self.parameter = parameter
+        self.lookup = lookup
+        self.shape = re.compile(pattern) if pattern else None
+        self.missing = missing
+
+    def value(self, request: Request) -> str:
+        value = request.path_params.get(self.parameter)
         if not isinstance(value, str):
-            raise RuntimeError(f"{request.url.path} has no {{{parameter}}} path parameter")
-        return await lookup(request.app.state.platform, value)
+            raise RuntimeError(f"{request.url.path} has no {{{self.parameter}}} path parameter")
+        return value
 
-    return resolve
+    def not_found(self, request: Request) -> Exception:
+        if self.missing is not None:
+            return self.missing(self.value(request))
+        return ObjectNotFound("the object this request names does not exist")
+
+    async def __call__(self, request: Request) -> str | None:
+        value = self.value(request)
+        if self.shape is not None and not self.shape.fullmatch(value):
+            details = [{"loc": ["path", self.parameter]}]
+            raise ApiError(422, "invalid-request", f"{self.parameter} is not a well-formed id", details)
+        return await self.lookup(request.app.state.platform, value)
+
+
+def from_path(
+    parameter: str,
+    lookup: ProjectLookup,
+    pattern: str | None = UUID_PATTERN,
+    missing: Callable[[str], Exception] | None = None,
+) -> ObjectResolver:
+    """A resolver for routes naming an object: ``lookup(platform, <path parameter>)`` gives its project.
+
+    A value that does not match ``pattern`` (a medal id by default) names nothing: 422, as the route's
+    own validation would answer (it runs after this check). ``missing(id)``: the error of an object that
+    is not there (default: 404 ``not-found``), also the answer for one in a project hidden from the caller.
+    """
+    return ObjectResolver(parameter, lookup, pattern, missing)
 
 
 def check(caller: Caller, action: Action, project: str | None) -> None:
@@ -103,6 +140,8 @@ def require(action: Action, *, project: ProjectResolver | None = project_from_pa
             check(caller, action, None)
             return caller
         name = await project(request)
+        if isinstance(project, ObjectResolver) and (name is None or not caller.knows(name)):
+            raise project.not_found(request)
         if name is None:
             raise ObjectNotFound("the object this request names does not exist")
         check(caller, action, name)

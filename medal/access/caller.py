@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
 
 from medal.access.roles import Action, Role, actions_of, allows
 
-CallerKind = Literal["local", "api-key", "oidc", "platform-key"]
+CallerKind = Literal["local", "api-key", "oidc", "platform-key", "service"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,28 @@ class Caller:
 
 #: Every caller when no identity provider and no API keys are configured (`medal up` on a laptop).
 LOCAL_USER = Caller(id="local", kind="local", name="local user", platform_admin=True)
+
+
+#: The caller of the request being handled (set by ``identify_caller``), for use cases given only an id.
+current_caller: ContextVar[Caller | None] = ContextVar("medal_current_caller", default=None)
+
+
+def acting(caller: Caller | str | None) -> Caller:
+    """The :class:`Caller` an audit row names: ``caller`` itself, or for an id (older call sites pass
+    ``caller.id``) the request's caller when it has that id, else a caller known by its id alone."""
+    if isinstance(caller, Caller):
+        return caller
+    current = current_caller.get()
+    if current is not None and (caller is None or current.id == caller):
+        return current
+    if caller is None:
+        return service_actor("medal")  # no request: a bus handler or a background task acts
+    return Caller(id=caller, kind="local" if caller == "local" else "api-key")
+
+
+def service_actor(service: str) -> Caller:
+    """Who acts when a service does something on its own (the trainer trained a model): for audit rows."""
+    return Caller(id=f"service:{service}", kind="service", name=f"medal {service}")
 
 
 def merge_roles(*sources: Mapping[str, Role]) -> dict[str, Role]:

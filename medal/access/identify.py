@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from starlette.exceptions import HTTPException
 
-from medal.access.caller import LOCAL_USER, Caller, merge_roles
+from medal.access.caller import LOCAL_USER, Caller, current_caller, merge_roles
 from medal.access.keys import KEY_PREFIX, check_key
 from medal.access.members import roles_of
 from medal.access.oidc import OidcValidator, TokenRejected, looks_like_jwt
@@ -174,4 +174,5 @@ async def identify_caller(request: Request) -> Caller:
         raise
     context.limiter.forget(address)
     request.state.caller = caller
+    current_caller.set(caller)
     return caller

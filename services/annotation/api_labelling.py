@@ -1,6 +1,7 @@
 """Annotation routes for labelling: rounds, task leases, masks, models and auto-labelling.
 
-The caller (authenticated by the API key, or the local user) is who leases, submits, skips and edits.
+The caller (authenticated by a key or a token, or the local user) is who leases, submits, skips and edits;
+each route declares the right it needs (``require``); the mask routes are in :mod:`api_masks`.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from medal.dependencies import CallerDep, IdPath, PlatformDep, ProjectPath
+from medal.access import Action, Caller
+from medal.dependencies import IdPath, PlatformDep, ProjectPath
 from medal.errors import ApiError
 from services.annotation import exports, labelling, loop_events, mask_codec, retries, tasks
-from services.annotation.api import PNG
 from services.annotation.mask_codec import InvalidMask, Mask
+from services.annotation.ownership import ProjectViewer, in_project, on_round, on_task
 from services.annotation.records import (
     AutoLabelJob,
     Lease,
-    MaskInfo,
     MaskSaved,
     ModelVersion,
     ProjectStatus,
@@ -56,12 +57,14 @@ async def _mask_from_body(request: Request) -> Mask:
 @router.post(
     "/projects/{project}/rounds", response_model=Round, status_code=201, summary="Start labelling: the cold-start round"
 )
-async def start_round(project: ProjectPath, platform: PlatformDep) -> Round:
-    return await labelling.start_round(platform, project)
+async def start_round(
+    project: ProjectPath, platform: PlatformDep, caller: Annotated[Caller, in_project(Action.ROUNDS)]
+) -> Round:
+    return await labelling.start_round(platform, project, caller)
 
 
 @router.get("/projects/{project}/rounds", response_model=list[Round], summary="A project's rounds")
-async def list_rounds(project: ProjectPath, platform: PlatformDep) -> list[Round]:
+async def list_rounds(project: ProjectPath, platform: PlatformDep, _: ProjectViewer) -> list[Round]:
     return await labelling.list_rounds(platform, project)
 
 
@@ -71,14 +74,17 @@ async def list_rounds(project: ProjectPath, platform: PlatformDep) -> list[Round
     status_code=202,
     summary="Train a round whose training failed again, on today's labels (409 round-not-failed otherwise)",
 )
-async def retry_round(project: ProjectPath, round_id: IdPath, platform: PlatformDep) -> Round:
-    """Any authenticated caller may retry for now (every route passes the caller check); roles come later."""
-    return await retries.retry_round(platform, project, round_id)
+async def retry_round(
+    project: ProjectPath, round_id: IdPath, platform: PlatformDep, caller: Annotated[Caller, in_project(Action.TRAIN)]
+) -> Round:
+    return await retries.retry_round(platform, project, round_id, caller)
 
 
 @router.post("/rounds/{round_id}/close", status_code=204, summary="End a round early and train on what is labelled")
-async def close_round(round_id: IdPath, platform: PlatformDep) -> Response:
-    await labelling.close_round(platform, round_id)
+async def close_round(
+    round_id: IdPath, platform: PlatformDep, caller: Annotated[Caller, on_round(Action.ROUNDS)]
+) -> Response:
+    await labelling.close_round(platform, round_id, caller)
     return Response(status_code=204)
 
 
@@ -87,8 +93,10 @@ async def close_round(round_id: IdPath, platform: PlatformDep) -> Response:
     response_model=Lease,
     summary="Lease the next image to label to the caller (held for the project's lease time)",
 )
-async def lease_task(project: ProjectPath, platform: PlatformDep, caller: CallerDep) -> Lease:
-    return await labelling.lease(platform, project, caller.id)
+async def lease_task(
+    project: ProjectPath, platform: PlatformDep, caller: Annotated[Caller, in_project(Action.LEASE)]
+) -> Lease:
+    return await labelling.lease(platform, project, caller)
 
 
 @router.post(
@@ -98,58 +106,29 @@ async def lease_task(project: ProjectPath, platform: PlatformDep, caller: Caller
     description="Body: a PNG of class indices (image/png) or RLE JSON. Header X-Lease-Token from the lease.",
 )
 async def submit_mask(
-    task_id: IdPath, request: Request, platform: PlatformDep, caller: CallerDep, x_lease_token: LeaseToken
+    task_id: IdPath,
+    request: Request,
+    platform: PlatformDep,
+    caller: Annotated[Caller, on_task(Action.LABEL)],
+    x_lease_token: LeaseToken,
 ) -> MaskSaved:
     mask = await _mask_from_body(request)
-    return await tasks.submit(platform, task_id, x_lease_token, caller.id, mask)
+    return await tasks.submit(platform, task_id, x_lease_token, caller, mask)
 
 
 @router.post("/tasks/{task_id}/skip", status_code=204, summary="Give a task leased to the caller back without a mask")
-async def skip_task(task_id: IdPath, platform: PlatformDep, caller: CallerDep, x_lease_token: LeaseToken) -> Response:
-    await tasks.skip(platform, task_id, x_lease_token, caller.id)
+async def skip_task(
+    task_id: IdPath,
+    platform: PlatformDep,
+    caller: Annotated[Caller, on_task(Action.SKIP_OWN)],
+    x_lease_token: LeaseToken,
+) -> Response:
+    await tasks.skip(platform, task_id, x_lease_token, caller)
     return Response(status_code=204)
 
 
-@router.get(
-    "/images/{image_id}/mask",
-    response_class=Response,
-    responses=PNG,
-    summary="The newest mask of an image (ETag = its version)",
-)
-async def get_mask(image_id: IdPath, platform: PlatformDep) -> Response:
-    version, png, machine, confidence, model = await tasks.current_mask(platform, image_id)
-    headers = {"ETag": f'"{version}"', "X-Mask-Machine-Made": "true" if machine else "false"}
-    if confidence is not None:
-        headers["X-Mask-Confidence"] = f"{confidence:.4f}"
-    if model:
-        headers["X-Mask-Model-Version"] = model
-    return Response(png, media_type="image/png", headers=headers)
-
-
-@router.put(
-    "/images/{image_id}/mask",
-    response_model=MaskSaved,
-    summary="Save a corrected mask as the caller (If-Match: the version you edited, 0 for none)",
-)
-async def put_mask(
-    image_id: IdPath,
-    request: Request,
-    platform: PlatformDep,
-    caller: CallerDep,
-    if_match: Annotated[str | None, Header()] = None,
-) -> MaskSaved:
-    if if_match is None:
-        raise ApiError(428, "if-match-required", "send If-Match with the mask version you edited (0 for none)")
-    try:
-        expected = int(if_match.strip().strip('"'))
-    except ValueError:
-        raise ApiError(400, "bad-if-match", "If-Match must be a mask version number") from None
-    mask = await _mask_from_body(request)
-    return await tasks.edit_mask(platform, image_id, expected, caller.id, mask)
-
-
 @router.get("/projects/{project}/models", response_model=list[ModelVersion], summary="Model versions (learning curve)")
-async def list_models(project: ProjectPath, platform: PlatformDep) -> list[ModelVersion]:
+async def list_models(project: ProjectPath, platform: PlatformDep, _: ProjectViewer) -> list[ModelVersion]:
     return await labelling.list_models(platform, project)
 
 
@@ -159,8 +138,13 @@ async def list_models(project: ProjectPath, platform: PlatformDep) -> list[Model
     status_code=202,
     summary="Label every unlabelled image with a model (default: the current one)",
 )
-async def autolabel(project: ProjectPath, body: AutoLabelRequest, platform: PlatformDep) -> AutoLabelJob:
-    return await loop_events.request_autolabel(platform, project, body.model_version_id)
+async def autolabel(
+    project: ProjectPath,
+    body: AutoLabelRequest,
+    platform: PlatformDep,
+    caller: Annotated[Caller, in_project(Action.TRAIN)],
+) -> AutoLabelJob:
+    return await loop_events.request_autolabel(platform, project, body.model_version_id, caller)
 
 
 @router.get(
@@ -168,7 +152,7 @@ async def autolabel(project: ProjectPath, body: AutoLabelRequest, platform: Plat
     response_model=ProjectStatus,
     summary="Labels, rounds, models, a training failure to fix, auto-labelling",
 )
-async def project_status(project: ProjectPath, platform: PlatformDep) -> ProjectStatus:
+async def project_status(project: ProjectPath, platform: PlatformDep, _: ProjectViewer) -> ProjectStatus:
     return await labelling.status(platform, project)
 
 
@@ -181,6 +165,7 @@ async def project_status(project: ProjectPath, platform: PlatformDep) -> Project
 async def export(
     project: ProjectPath,
     platform: PlatformDep,
+    caller: Annotated[Caller, in_project(Action.EXPORT)],
     format: Annotated[str, Query(pattern=r"^(png|coco|nifti|dicom-seg)$")] = "png",
 ) -> Response:
     spool = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)  # noqa: SIM115 (closed by the stream)
@@ -188,6 +173,7 @@ async def export(
         with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_STORED) as archive:
             summary = await exports.export_to(platform, project, format, exports.zip_sink(archive))
             archive.writestr("export.json", json.dumps(vars(summary), indent=2))
+        await exports.record_export(platform, caller, project, summary)
     except BaseException:
         spool.close()
         raise
@@ -200,14 +186,3 @@ async def export(
 
     headers = {"Content-Disposition": f'attachment; filename="{project}-{format}.zip"'}
     return StreamingResponse(chunks(), media_type="application/zip", headers=headers)
-
-
-@router.get(
-    "/projects/{project}/masks",
-    response_model=list[MaskInfo],
-    summary="Each image's newest mask; machine-made ones least confident first (spot-check those)",
-)
-async def list_masks(
-    project: ProjectPath, platform: PlatformDep, machine_made: Annotated[bool | None, Query()] = None
-) -> list[MaskInfo]:
-    return await labelling.newest_masks(platform, project, machine_made=machine_made)

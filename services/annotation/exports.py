@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import select
 
+from medal.access import Caller, audit
 from medal.db.schema import annotation as tables
 from medal.platform import Platform
 from medal.storage import ObjectStore
@@ -226,6 +227,13 @@ def folder_sink(root: Path) -> Sink:
         target.write_bytes(data)
 
     return write
+
+
+async def record_export(platform: Platform, caller: Caller, project: str, summary: ExportSummary) -> None:
+    """Who exported what (counts, never names) into the audit trail, once the export was written."""
+    details = {"format": summary.format, "images": summary.images, "human": summary.human, "machine": summary.machine}
+    async with platform.db.begin() as conn:
+        await audit.record(conn, caller, "exported", project, "project", project, details)
 
 
 async def export_to(platform: Platform, project_name: str, fmt: str, sink: Sink) -> ExportSummary:

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from medal.access import Caller, acting, audit
 from medal.db.schema import annotation as tables
 from medal.platform import Platform
 from services.annotation import loop_events, projects, retries, rounds, tasks
@@ -14,13 +15,16 @@ from services.annotation.errors import NoLabels, RoundClosed, RoundNotFound
 from services.annotation.records import Lease, MaskInfo, ModelVersion, ProjectStatus, Round
 
 
-async def start_round(platform: Platform, project_name: str) -> Round:
+async def start_round(platform: Platform, project_name: str, caller: Caller | None = None) -> Round:
     async with platform.db.begin() as conn:
         project = await projects.load_project(conn, project_name)
-        return await rounds.start_cold_start(conn, project)
+        started = await rounds.start_cold_start(conn, project)
+        details = {"round_number": started.number, "tasks": started.tasks}
+        await audit.record(conn, acting(caller), "round-started", project.name, "round", started.id, details)
+        return started
 
 
-async def close_round(platform: Platform, round_id: str) -> None:
+async def close_round(platform: Platform, round_id: str, caller: Caller | str | None = None) -> None:
     """An admin ends a round early: unfinished tasks are skipped and training starts on what is labelled."""
     async with platform.unit_of_work("annotation") as uow:
         conn = uow.conn
@@ -38,11 +42,13 @@ async def close_round(platform: Platform, round_id: str) -> None:
             .values(state="skipped")
         )
         await rounds.complete_round(platform, uow, project, row)
+        details = {"round_number": row.number}
+        await audit.record(conn, acting(caller), "round-closed", project.name, "round", round_id, details)
 
 
-async def lease(platform: Platform, project_name: str, caller_id: str) -> Lease:
+async def lease(platform: Platform, project_name: str, caller: Caller | str) -> Lease:
     """A task for the caller, or why there is none: training-failed (with why), done, waiting or not started."""
-    leased = await tasks.lease_next(platform, project_name, caller_id)
+    leased = await tasks.lease_next(platform, project_name, acting(caller))
     if leased is not None:
         return Lease(task=leased, status="leased")
     async with platform.db.connect() as conn:
@@ -98,14 +104,22 @@ async def status(platform: Platform, project_name: str) -> ProjectStatus:
         )
 
 
-async def newest_masks(platform: Platform, project_name: str, *, machine_made: bool | None) -> list[MaskInfo]:
-    """Each image's newest mask; machine-made ones least confident first, so people spot-check those."""
+async def newest_masks(
+    platform: Platform, project_name: str, *, machine_made: bool | None, author: str | None = None
+) -> list[MaskInfo]:
+    """Each image's newest mask; machine-made ones least confident first, so people spot-check those.
+
+    ``author``: only the masks that caller made (an annotator sees its own work; reviewers see everyone's)."""
     m = tables.masks
     async with platform.db.connect() as conn:
         project = await projects.load_project(conn, project_name)
         newest: dict[str, Any] = {}
         for row in await conn.execute(select(m).where(m.c.project_id == project.id).order_by(m.c.version)):
             newest[row.image_id] = row
-    rows = [r for r in newest.values() if machine_made is None or r.machine_made == machine_made]
+    rows = [
+        r
+        for r in newest.values()
+        if (machine_made is None or r.machine_made == machine_made) and (author is None or r.author == author)
+    ]
     rows.sort(key=lambda r: (not r.machine_made, r.confidence if r.confidence is not None else 2.0, r.image_id))
     return [MaskInfo.model_validate(r) for r in rows]

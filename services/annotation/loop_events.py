@@ -11,6 +11,7 @@ import uuid
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from medal.access import Caller, acting, audit, service_actor
 from medal.db.engine import insert_ignore
 from medal.db.schema import annotation as tables
 from medal.db.schema.base import utcnow
@@ -31,7 +32,7 @@ AUTOLABEL_NAMESPACE = uuid.UUID("a4c6f2d0-7b1e-4d3a-8e5f-2c9b0d1e3f45")
 async def record_model(conn: AsyncConnection, event: ModelTrained) -> None:
     """Record a trained version (not current: only its promotion makes it current)."""
     project = await projects.load_project(conn, event.project)
-    await insert_ignore(
+    recorded = await insert_ignore(
         conn,
         tables.models,
         {
@@ -48,6 +49,10 @@ async def record_model(conn: AsyncConnection, event: ModelTrained) -> None:
         },
         ["id"],
     )
+    if recorded:
+        details = {"version": event.version, "labels": event.labels, "validation_dice": round(event.validation_dice, 4)}
+        trainer = service_actor("trainer")
+        await audit.record(conn, trainer, "model-trained", project.name, "model", str(event.model_version_id), details)
 
 
 async def apply_promotion(uow: UnitOfWork, event: ModelPromoted) -> None:
@@ -109,11 +114,16 @@ async def record_predictions(conn: AsyncConnection, event: PredictionsStored) ->
         )
 
 
-async def request_autolabel(platform: Platform, project_name: str, model_version_id: str | None) -> AutoLabelJob:
+async def request_autolabel(
+    platform: Platform, project_name: str, model_version_id: str | None, caller: Caller | None = None
+) -> AutoLabelJob:
     """Label every unlabelled image with ``model_version_id`` or, by default, the current (promoted) version."""
     async with platform.unit_of_work(SOURCE) as uow:
         project = await projects.load_project(uow.conn, project_name)
-        return await _queue_autolabel(uow, project, model_version_id)
+        job = await _queue_autolabel(uow, project, model_version_id)
+        details = {"model_version_id": job.model_version_id, "images": job.images}
+        await audit.record(uow.conn, acting(caller), "autolabel-requested", project.name, "job", job.job_id, details)
+        return job
 
 
 async def _queue_autolabel(

@@ -98,6 +98,15 @@ class MaskInfo(Record):
     model_version_id: str | None
     author: str
     created_at: datetime
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+
+
+class MaskApproved(Record):
+    image_id: str
+    version: int
+    approved_by: str
+    approved_at: datetime
 
 
 class ModelVersion(Record):
@@ -120,13 +129,6 @@ class AutoLabelJob(Record):
 class AutoLabelProgress(AutoLabelJob):
     shards_done: int
     complete: bool
-
-
-class Me(Record):
-    """Who is signed in: the id that becomes the owner of leases and the author of masks."""
-
-    id: str
-    kind: Literal["local", "api-key", "oidc", "platform-key"]
 
 
 class Lease(Record):

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from medal.access import Caller, acting, audit
 from medal.db.schema import annotation as tables
 from medal.db.schema.base import utcnow
 from medal.platform import Platform
@@ -48,7 +49,9 @@ async def record_failure(conn: AsyncConnection, event: RoundFailed) -> bool:
     return changed.rowcount == 1
 
 
-async def retry_round(platform: Platform, project_name: str, round_id: str) -> Round:
+async def retry_round(
+    platform: Platform, project_name: str, round_id: str, caller: Caller | str | None = None
+) -> Round:
     """Train a failed round again on today's labels: round.completed.v1 with attempt + 1 (409 unless it failed)."""
     async with platform.unit_of_work(SOURCE) as uow:
         project = await projects.load_project(uow.conn, project_name)
@@ -70,6 +73,8 @@ async def retry_round(platform: Platform, project_name: str, round_id: str) -> R
                 failed_at=None,
             )
         )
+        details = {"round_number": row.number, "attempt": attempt}
+        await audit.record(uow.conn, acting(caller), "round-retried", project.name, "round", row.id, details)
         (retried,) = await rounds.round_summaries(uow.conn, project.id, row.id)
     return retried
 

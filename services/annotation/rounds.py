@@ -11,6 +11,7 @@ import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from medal.access import acting, audit
 from medal.db.engine import insert_ignore
 from medal.db.schema import annotation as tables
 from medal.db.schema.base import utcnow
@@ -182,6 +183,8 @@ async def complete_round(platform: Platform, uow: UnitOfWork, project: ProjectRe
     await conn.execute(
         update(tables.rounds).where(tables.rounds.c.id == round_row.id).values(state="completed", completed_at=utcnow())
     )
+    details = {"round_number": round_row.number, "attempt": 1, "pool": pool_size}
+    await audit.record(conn, acting(None), "training-requested", project.name, "round", round_row.id, details)
     if project.settings.keep_annotators_busy and pool_size and not await project_done(conn, project):
         backlog = await _backlog(conn, project)
         if backlog:

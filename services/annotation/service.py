@@ -7,6 +7,7 @@ import asyncio
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from medal.access import Caller, audit
 from medal.db.engine import insert_ignore
 from medal.db.schema import annotation as tables
 from medal.db.schema.base import utcnow
@@ -49,23 +50,29 @@ async def record_ingested_image(conn: AsyncConnection, event: ImageIngested) -> 
     )
 
 
-async def create_project(platform: Platform, name: str, settings: ProjectSettings) -> Project:
+async def create_project(platform: Platform, name: str, settings: ProjectSettings, caller: Caller) -> Project:
     async with platform.db.begin() as conn:
         await projects.create_project(conn, name, settings)
+        await audit.record(conn, caller, "project-created", name, "project", name)
     return await get_project(platform, name)
 
 
-async def update_settings(platform: Platform, name: str, settings: ProjectSettings) -> Project:
+async def update_settings(platform: Platform, name: str, settings: ProjectSettings, caller: Caller) -> Project:
     async with platform.db.begin() as conn:
         await projects.save_settings(conn, name, settings)
+        await audit.record(conn, caller, "settings-changed", name, "project", name)
     return await get_project(platform, name)
 
 
-async def _projects(platform: Platform, name: str | None = None) -> list[Project]:
+async def _projects(
+    platform: Platform, name: str | None = None, visible: frozenset[str] | None = None
+) -> list[Project]:
     p, i = tables.projects, tables.images
     query = select(p).order_by(p.c.name)
     if name is not None:
         query = query.where(p.c.name == name)
+    if visible is not None:
+        query = query.where(p.c.name.in_(sorted(visible)))
     counts = select(i.c.project_id, func.count().label("images")).group_by(i.c.project_id)
     async with platform.db.connect() as conn:
         rows = (await conn.execute(query)).all()
@@ -82,8 +89,9 @@ async def _projects(platform: Platform, name: str | None = None) -> list[Project
     ]
 
 
-async def list_projects(platform: Platform) -> list[Project]:
-    return await _projects(platform)
+async def list_projects(platform: Platform, visible: frozenset[str] | None = None) -> list[Project]:
+    """Every project, or those named in ``visible`` (the caller's: ``Caller.project_filter``)."""
+    return await _projects(platform, visible=visible)
 
 
 async def get_project(platform: Platform, name: str) -> Project:
@@ -103,14 +111,15 @@ async def list_images(platform: Platform, name: str, *, limit: int, offset: int)
         return project.images, [Image.model_validate(row) for row in rows]
 
 
-async def set_held_out(platform: Platform, image_id: str, held_out: bool) -> None:
+async def set_held_out(platform: Platform, image_id: str, held_out: bool, caller: Caller) -> None:
     """Put an image in (or take it out of) the evaluation set, which is never offered for labelling."""
+    i, p = tables.images, tables.projects
     async with platform.db.begin() as conn:
-        result = await conn.execute(
-            update(tables.images).where(tables.images.c.id == image_id).values(held_out=held_out)
-        )
-    if result.rowcount != 1:
-        raise ImageNotFound(image_id)
+        name = await conn.scalar(select(p.c.name).join(i, i.c.project_id == p.c.id).where(i.c.id == image_id))
+        if name is None:
+            raise ImageNotFound(image_id)
+        await conn.execute(update(i).where(i.c.id == image_id).values(held_out=held_out))
+        await audit.record(conn, caller, "held-out" if held_out else "put-back", name, "image", image_id)
 
 
 async def image_png(platform: Platform, image_id: str) -> bytes:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from medal.access import Action, Caller, acting, audit, check
 from medal.db.schema import annotation as tables
 from medal.db.schema.base import utcnow
 from medal.platform import Platform
@@ -25,13 +26,15 @@ from services.annotation.errors import (
     TaskNotFound,
 )
 from services.annotation.mask_codec import Mask
-from services.annotation.records import MaskSaved, TaskLease
+from services.annotation.records import MaskApproved, MaskSaved, TaskLease
 
 SOURCE = "annotation"
 
 
-async def lease_next(platform: Platform, project_name: str, caller_id: str) -> TaskLease | None:
+async def lease_next(platform: Platform, project_name: str, caller: Caller | str) -> TaskLease | None:
     """Lease the next open task (or one whose lease expired) of the project's open rounds."""
+    actor = acting(caller)
+    caller_id = actor.id
     t, r, i = tables.tasks, tables.rounds, tables.images
     async with platform.db.begin() as conn:
         project = await projects.load_project(conn, project_name)
@@ -69,6 +72,8 @@ async def lease_next(platform: Platform, project_name: str, caller_id: str) -> T
                 .values(state="leased", lease_owner=caller_id, lease_token=token, lease_expires_at=expires)
             )
             if claimed.rowcount == 1:
+                details = {"image_id": row.image_id, "round_number": row.round_number}
+                await audit.record(conn, actor, "leased", project.name, "task", row.task_id, details)
                 return TaskLease(**row._mapping, lease_token=token, lease_expires_at=expires)
     return None
 
@@ -90,8 +95,10 @@ async def _leased_task(conn: AsyncConnection, task_id: str, token: str, caller_i
     return row
 
 
-async def submit(platform: Platform, task_id: str, token: str, caller_id: str, mask: Mask) -> MaskSaved:
+async def submit(platform: Platform, task_id: str, token: str, caller: Caller | str, mask: Mask) -> MaskSaved:
     """Validate and store the caller's mask, close the task, and complete the round when it was the last one."""
+    actor = acting(caller)
+    caller_id = actor.id
     async with platform.db.connect() as conn:
         row = await _leased_task(conn, task_id, token, caller_id)
         project = await projects.load_project_by_id(conn, row.project_id)
@@ -113,17 +120,22 @@ async def submit(platform: Platform, task_id: str, token: str, caller_id: str, m
         )
         if closed.rowcount != 1:
             raise LeaseExpired("your lease on this task ended before the mask was saved")
+        suggestion = await _suggestion(uow.conn, row.image_id)
         version = await _insert_mask(uow.conn, project.id, row.image_id, stored.key, stored.sha256, caller_id)
+        details = {"task_id": task_id, "version": version, **suggestion}
+        await audit.record(uow.conn, actor, "labelled", project.name, "image", row.image_id, details)
         completed = await _complete_if_finished(platform, uow, project, row.round_id)
     return MaskSaved(image_id=row.image_id, version=version, round_completed=completed)
 
 
-async def skip(platform: Platform, task_id: str, token: str, caller_id: str) -> bool:
+async def skip(platform: Platform, task_id: str, token: str, caller: Caller | str) -> bool:
     """The caller gives a leased task back without a mask; True when that completed the round."""
+    actor = acting(caller)
     async with platform.unit_of_work(SOURCE) as uow:
-        row = await _leased_task(uow.conn, task_id, token, caller_id)
+        row = await _leased_task(uow.conn, task_id, token, actor.id)
         project = await projects.load_project_by_id(uow.conn, row.project_id)
         await uow.conn.execute(update(tables.tasks).where(tables.tasks.c.id == task_id).values(state="skipped"))
+        await audit.record(uow.conn, actor, "skipped", project.name, "task", task_id, {"image_id": row.image_id})
         return await _complete_if_finished(platform, uow, project, row.round_id)
 
 
@@ -180,14 +192,45 @@ async def mask_version(conn: AsyncConnection, image_id: str) -> int:
     return int(current or 0)
 
 
-async def edit_mask(platform: Platform, image_id: str, expected_version: int, author: str, mask: Mask) -> MaskSaved:
-    """Save a new version only if nobody saved one since ``expected_version`` (optimistic concurrency)."""
+async def newest_mask(conn: AsyncConnection, image_id: str) -> Any:
+    m = tables.masks
+    return (await conn.execute(select(m).where(m.c.image_id == image_id).order_by(m.c.version.desc()).limit(1))).first()
+
+
+async def _suggestion(conn: AsyncConnection, image_id: str) -> dict[str, Any]:
+    """Audit details of what a new mask replaces: a model's pre-annotation (its version) or a person's mask."""
+    previous = await newest_mask(conn, image_id)
+    if previous is None:
+        return {"over": "nothing"}
+    if previous.machine_made:
+        return {
+            "over": "model-suggestion",
+            "model_version_id": previous.model_version_id,
+            "suggestion": previous.version,
+        }
+    return {"over": "mask", "previous": previous.version}
+
+
+def _may_touch(caller: Caller, previous: Any, action: Action, project: str) -> None:
+    """Someone else's work, a model's suggestion or an unlabelled image needs ``action`` (reviewer and up)."""
+    if previous is None or previous.machine_made or previous.author != caller.id:
+        check(caller, action, project)
+
+
+async def edit_mask(
+    platform: Platform, image_id: str, expected_version: int, author: Caller | str, mask: Mask
+) -> MaskSaved:
+    """Save a new version only if nobody saved one since ``expected_version`` (optimistic concurrency).
+
+    An annotator corrects its own masks; a new version of anyone else's (or of a model's) is a reviewer's."""
+    actor = acting(author)
     i = tables.images
     async with platform.db.connect() as conn:
         image = (await conn.execute(select(i).where(i.c.id == image_id))).first()
         if image is None:
             raise ImageNotFound(image_id)
         project = await projects.load_project_by_id(conn, image.project_id)
+        _may_touch(actor, await newest_mask(conn, image_id), Action.CORRECT_ANY, project.name)
     mask_codec.validate(mask, width=image.width, height=image.height, num_classes=project.settings.num_classes)
     stored = await asyncio.to_thread(
         platform.store.put_content, "masks", mask_codec.encode_png(mask), "png", "image/png"
@@ -195,18 +238,46 @@ async def edit_mask(platform: Platform, image_id: str, expected_version: int, au
     async with platform.db.begin() as conn:
         if await mask_version(conn, image_id) != expected_version:
             raise StaleVersion()
-        version = await _insert_mask(conn, project.id, image_id, stored.key, stored.sha256, author)
+        replaced = await newest_mask(conn, image_id)
+        suggestion = await _suggestion(conn, image_id)
+        version = await _insert_mask(conn, project.id, image_id, stored.key, stored.sha256, actor.id)
+        own = replaced is not None and not replaced.machine_made and replaced.author == actor.id
+        action = "relabelled" if own else "corrected" if replaced is not None else "labelled"
+        await audit.record(conn, actor, action, project.name, "image", image_id, {"version": version, **suggestion})
     return MaskSaved(image_id=image_id, version=version)
 
 
-async def current_mask(platform: Platform, image_id: str) -> tuple[int, bytes, bool, float | None, str | None]:
-    """(version, PNG, machine_made, confidence, model version) of the newest mask of an image."""
-    m = tables.masks
+async def current_mask(
+    platform: Platform, image_id: str, viewer: Caller | None = None
+) -> tuple[int, bytes, bool, float | None, str | None]:
+    """(version, PNG, machine_made, confidence, model version) of the newest mask of an image.
+
+    ``viewer``: an annotator sees its own masks and the model's suggestions; a person's mask is a reviewer's."""
     async with platform.db.connect() as conn:
-        row = (
-            await conn.execute(select(m).where(m.c.image_id == image_id).order_by(m.c.version.desc()).limit(1))
-        ).first()
+        row = await newest_mask(conn, image_id)
+        if row is not None and viewer is not None and not row.machine_made and row.author != viewer.id:
+            project = await projects.load_project_by_id(conn, row.project_id)
+            check(viewer, Action.REVIEW, project.name)
     if row is None:
         raise MaskNotFound(image_id)
     data = await asyncio.to_thread(platform.store.get, row.key)
     return row.version, data, row.machine_made, row.confidence, row.model_version_id
+
+
+async def approve(platform: Platform, image_id: str, version: int, caller: Caller) -> MaskApproved:
+    """A reviewer approves the newest version of an image's mask (412 stale-version for an older one)."""
+    m = tables.masks
+    async with platform.db.begin() as conn:
+        row = await newest_mask(conn, image_id)
+        if row is None:
+            raise MaskNotFound(image_id)
+        if row.version != version:
+            raise StaleVersion()
+        project = await projects.load_project_by_id(conn, row.project_id)
+        now = utcnow()
+        await conn.execute(update(m).where(m.c.id == row.id).values(approved_by=caller.id[:128], approved_at=now))
+        details: dict[str, Any] = {"version": version, "author": row.author[:128], "machine_made": row.machine_made}
+        if row.model_version_id:
+            details["model_version_id"] = row.model_version_id
+        await audit.record(conn, caller, "approved", project.name, "mask", image_id, details)
+    return MaskApproved(image_id=image_id, version=version, approved_by=caller.id, approved_at=now)

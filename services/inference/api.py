@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 
+from medal.access import Action, Caller, require
 from medal.compute import compute_info
 from medal.dependencies import PlatformDep, ProjectPath
 from medal.model.committees import CommitteeCache, committees_of
@@ -32,9 +33,14 @@ async def info() -> dict[str, Any]:
 @router.post(
     "/projects/{project}/predict",
     summary="Predict one image's mask (pre-annotation) with a chosen or the current model version",
+    description="For a person labelling the image: the suggestion is recorded in the audit trail with its model.",
 )
 async def predict(
-    project: ProjectPath, body: PredictRequest, platform: PlatformDep, committees: CommitteesDep
+    project: ProjectPath,
+    body: PredictRequest,
+    platform: PlatformDep,
+    committees: CommitteesDep,
+    caller: Annotated[Caller, Depends(require(Action.LABEL))],
 ) -> PredictionOut:
     chosen = None if body.model_version_id is None else str(body.model_version_id)
-    return await service.predict_image(platform, committees, project, str(body.image_id), chosen)
+    return await service.predict_image(platform, committees, project, str(body.image_id), chosen, caller)

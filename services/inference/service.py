@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from medal.access import Caller, audit
 from medal.db.engine import insert_ignore
 from medal.db.schema import inference as tables
 from medal.db.schema.base import utcnow
@@ -106,9 +107,16 @@ async def autolabel_shard(ctx: InferenceContext, command: AutoLabel) -> bool:
 
 
 async def predict_image(
-    platform: Platform, committees: CommitteeCache, project: str, image_id: str, model_version_id: str | None
+    platform: Platform,
+    committees: CommitteeCache,
+    project: str,
+    image_id: str,
+    model_version_id: str | None,
+    caller: Caller | None = None,
 ) -> PredictionOut:
-    """Predict one image of ``project`` with a chosen model version, or the project's current one."""
+    """Predict one image of ``project`` with a chosen model version, or the project's current one.
+
+    With ``caller``: the suggestion shown to that person is recorded (``pre-annotated``, with its model)."""
     i = tables.images
     async with platform.db.connect() as conn:
         image = (await conn.execute(select(i).where(i.c.id == image_id, i.c.project == project))).first()
@@ -127,4 +135,9 @@ async def predict_image(
             # Offset 0: preprocessing standardises each image, which an offset does not change.
             return predict_masks(members, [png], [0], training.image_size, committees.compute)[0]
 
-    return PredictionOut.of(model, await asyncio.to_thread(run))
+    predicted = PredictionOut.of(model, await asyncio.to_thread(run))
+    if caller is not None:
+        details = {"model_version_id": str(model.id), "version": int(model.version)}
+        async with platform.db.begin() as conn:
+            await audit.record(conn, caller, "pre-annotated", project, "image", image_id, details)
+    return predicted

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import UploadFile
 
-from medal.dependencies import CallerDep, IdPath, PlatformDep, ProjectPath
+from medal.access import Action, Caller, from_path, require
+from medal.dependencies import IdPath, PlatformDep, ProjectPath
 from medal.errors import ApiError
 from services.ingest import quarantine, service
 from services.ingest.archive import ArchiveLimits, ArchiveRefused, is_zip, read_members
 from services.ingest.bodies import read_limited, spool_body
-from services.ingest.jobs import Submission, get_job
+from services.ingest.errors import JobNotFound
+from services.ingest.jobs import Submission, get_job, job_project
 from services.ingest.parsing import RefusedInstance
 from services.ingest.schemas import (
     IngestSettings,
@@ -29,6 +31,13 @@ router = APIRouter(prefix="/v1", tags=["ingest"])
 MAX_FILES = 10000
 ZIP_TYPES = ("application/zip", "application/x-zip-compressed")
 Items = Iterator[tuple[bytes | None, RefusedInstance | None]]
+Ingester = Annotated[Caller, Depends(require(Action.INGEST))]
+Viewer = Annotated[Caller, Depends(require(Action.VIEW))]
+Reviewer = Annotated[Caller, Depends(require(Action.QUARANTINE_RELEASE))]
+
+
+def no_job(_job_id: str) -> JobNotFound:
+    return JobNotFound("no such ingest job")
 
 
 def archive_items(file: IO[bytes]) -> Items:
@@ -68,7 +77,7 @@ def upload_items(uploads: list[UploadFile]) -> Items:
     },
 )
 async def upload_instances(
-    project: ProjectPath, request: Request, platform: PlatformDep, caller: CallerDep
+    project: ProjectPath, request: Request, platform: PlatformDep, caller: Ingester
 ) -> UploadResponse:
     limit = platform.settings.max_upload_bytes
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -100,29 +109,36 @@ async def upload_instances(
 
 
 @router.get("/jobs/{job_id}", response_model=JobResponse, summary="One submission's outcome per instance")
-async def read_job(job_id: IdPath, platform: PlatformDep) -> JobResponse:
+async def read_job(
+    job_id: IdPath,
+    platform: PlatformDep,
+    _: Annotated[Caller, Depends(require(Action.INGEST, project=from_path("job_id", job_project, missing=no_job)))],
+) -> JobResponse:
     return await get_job(platform, job_id)
 
 
 @router.get("/projects/{project}/studies", response_model=StudyList, summary="Studies ingested into a project")
-async def list_studies(project: ProjectPath, platform: PlatformDep) -> StudyList:
+async def list_studies(project: ProjectPath, platform: PlatformDep, _: Viewer) -> StudyList:
     return StudyList(project=project, studies=await service.list_studies(platform, project))
 
 
 @router.get("/projects/{project}/settings", response_model=IngestSettings, summary="De-identification and window")
-async def read_settings(project: ProjectPath, platform: PlatformDep) -> IngestSettings:
+async def read_settings(project: ProjectPath, platform: PlatformDep, _: Viewer) -> IngestSettings:
     return await project_settings(platform, project)
 
 
 @router.put("/projects/{project}/settings", response_model=IngestSettings, summary="Set the project's ingest options")
 async def write_settings(
-    project: ProjectPath, body: IngestSettings, platform: PlatformDep, caller: CallerDep
+    project: ProjectPath,
+    body: IngestSettings,
+    platform: PlatformDep,
+    caller: Annotated[Caller, Depends(require(Action.SETTINGS))],
 ) -> IngestSettings:
-    return await save_project_settings(platform, project, body, caller.id)
+    return await save_project_settings(platform, project, body, caller)
 
 
 @router.get("/projects/{project}/quarantine", response_model=QuarantineList, summary="Instances waiting for review")
-async def list_quarantine(project: ProjectPath, platform: PlatformDep) -> QuarantineList:
+async def list_quarantine(project: ProjectPath, platform: PlatformDep, _: Reviewer) -> QuarantineList:
     return QuarantineList(project=project, instances=await quarantine.list_quarantined(platform, project))
 
 
@@ -132,6 +148,6 @@ async def list_quarantine(project: ProjectPath, platform: PlatformDep) -> Quaran
     summary="Release a reviewed instance for annotation (recorded as released by the caller)",
 )
 async def release(
-    project: ProjectPath, instance_id: IdPath, platform: PlatformDep, caller: CallerDep
+    project: ProjectPath, instance_id: IdPath, platform: PlatformDep, caller: Reviewer
 ) -> ReleaseResponse:
-    return await quarantine.release_instance(platform, project, instance_id, caller.id)
+    return await quarantine.release_instance(platform, project, instance_id, caller)

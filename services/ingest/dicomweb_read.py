@@ -16,11 +16,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from medal.access import Action, Caller, audit, require
 from medal.dependencies import PlatformDep, ProjectPath
 from medal.errors import ApiError
+from medal.platform import Platform
 from services.ingest import dicomweb_query as q
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
@@ -28,6 +30,8 @@ DICOM_JSON = "application/dicom+json"
 Uid = Annotated[str, Path(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)]
 Limit = Query(default=100, ge=1, le=1000)
 Offset = Query(default=0, ge=0)
+#: Every read of a project's studies is the view right; retrievals are recorded as views of the study.
+Viewer = Annotated[Caller, Depends(require(Action.VIEW))]
 
 
 def _json(body: list[dict[str, Any]]) -> JSONResponse:
@@ -52,74 +56,100 @@ def _multipart(parts: AsyncIterator[tuple[str, bytes]], part_type: str) -> Strea
     return StreamingResponse(body(), media_type=media)
 
 
+async def _retrieved(
+    platform: Platform,
+    caller: Caller,
+    project: str,
+    study: str,
+    parts: AsyncIterator[tuple[str, bytes]],
+    part_type: str = "application/dicom",
+) -> StreamingResponse:
+    """The retrieved objects, and the view of the study in the audit trail (one per caller and hour)."""
+    await audit.record_view(platform, caller, project, "study", study)
+    return _multipart(parts, part_type)
+
+
 @router.get("/{project}/studies", summary="QIDO-RS: the project's studies")
 async def search_studies(
-    project: ProjectPath, platform: PlatformDep, request: Request, limit: int = Limit, offset: int = Offset
+    project: ProjectPath,
+    platform: PlatformDep,
+    caller: Viewer,
+    request: Request,
+    limit: int = Limit,
+    offset: int = Offset,
 ) -> JSONResponse:
     return _json(await q.studies(platform, project, q.filters(request.query_params), limit, offset))
 
 
 @router.get("/{project}/studies/{study}/series", summary="QIDO-RS: a study's series")
-async def search_series(project: ProjectPath, platform: PlatformDep, request: Request, study: Uid) -> JSONResponse:
+async def search_series(
+    project: ProjectPath, platform: PlatformDep, caller: Viewer, request: Request, study: Uid
+) -> JSONResponse:
     return _json(await q.series(platform, project, study, q.filters(request.query_params)))
 
 
 @router.get("/{project}/studies/{study}/instances", summary="QIDO-RS: a study's instances")
 async def search_study_instances(
-    project: ProjectPath, platform: PlatformDep, request: Request, study: Uid
+    project: ProjectPath, platform: PlatformDep, caller: Viewer, request: Request, study: Uid
 ) -> JSONResponse:
     return _json(await q.instances(platform, project, study, None, q.filters(request.query_params)))
 
 
 @router.get("/{project}/studies/{study}/series/{series}/instances", summary="QIDO-RS: a series' instances")
 async def search_instances(
-    project: ProjectPath, platform: PlatformDep, request: Request, study: Uid, series: Uid
+    project: ProjectPath, platform: PlatformDep, caller: Viewer, request: Request, study: Uid, series: Uid
 ) -> JSONResponse:
     return _json(await q.instances(platform, project, study, series, q.filters(request.query_params)))
 
 
 @router.get("/{project}/studies/{study}/metadata", summary="WADO-RS: a study's metadata")
-async def study_metadata(project: ProjectPath, platform: PlatformDep, study: Uid) -> JSONResponse:
+async def study_metadata(project: ProjectPath, platform: PlatformDep, caller: Viewer, study: Uid) -> JSONResponse:
     return _json(await q.metadata(platform, project, study))
 
 
 @router.get("/{project}/studies/{study}/series/{series}/metadata", summary="WADO-RS: a series' metadata")
-async def series_metadata(project: ProjectPath, platform: PlatformDep, study: Uid, series: Uid) -> JSONResponse:
+async def series_metadata(
+    project: ProjectPath, platform: PlatformDep, caller: Viewer, study: Uid, series: Uid
+) -> JSONResponse:
     return _json(await q.metadata(platform, project, study, series))
 
 
 @router.get("/{project}/studies/{study}/series/{series}/instances/{sop}/metadata", summary="WADO-RS: metadata")
 async def instance_metadata(
-    project: ProjectPath, platform: PlatformDep, study: Uid, series: Uid, sop: Uid
+    project: ProjectPath, platform: PlatformDep, caller: Viewer, study: Uid, series: Uid, sop: Uid
 ) -> JSONResponse:
     return _json(await q.metadata(platform, project, study, series, sop))
 
 
 @router.get("/{project}/studies/{study}", summary="WADO-RS: a study's instances (multipart/related)")
-async def retrieve_study(project: ProjectPath, platform: PlatformDep, request: Request, study: Uid) -> Any:
+async def retrieve_study(
+    project: ProjectPath, platform: PlatformDep, caller: Viewer, request: Request, study: Uid
+) -> Any:
     _accepts(request, "application/dicom")
-    return _multipart(await q.objects(platform, project, study), "application/dicom")
+    return await _retrieved(platform, caller, project, study, await q.objects(platform, project, study))
 
 
 @router.get("/{project}/studies/{study}/series/{series}", summary="WADO-RS: a series' instances")
 async def retrieve_series(
-    project: ProjectPath, platform: PlatformDep, request: Request, study: Uid, series: Uid
+    project: ProjectPath, platform: PlatformDep, caller: Viewer, request: Request, study: Uid, series: Uid
 ) -> Any:
     _accepts(request, "application/dicom")
-    return _multipart(await q.objects(platform, project, study, series), "application/dicom")
+    return await _retrieved(platform, caller, project, study, await q.objects(platform, project, study, series))
 
 
 @router.get("/{project}/studies/{study}/series/{series}/instances/{sop}", summary="WADO-RS: one instance")
 async def retrieve_instance(
     project: ProjectPath,
     platform: PlatformDep,
+    caller: Viewer,
     request: Request,
     study: Uid,
     series: Uid,
     sop: Uid,
 ) -> Any:
     _accepts(request, "application/dicom")
-    return _multipart(await q.objects(platform, project, study, series, sop), "application/dicom")
+    parts = await q.objects(platform, project, study, series, sop)
+    return await _retrieved(platform, caller, project, study, parts)
 
 
 @router.get(
@@ -129,6 +159,7 @@ async def retrieve_instance(
 async def retrieve_frames(
     project: ProjectPath,
     platform: PlatformDep,
+    caller: Viewer,
     request: Request,
     study: Uid,
     series: Uid,
@@ -137,4 +168,5 @@ async def retrieve_frames(
 ) -> Any:
     _accepts(request, "application/octet-stream")
     numbers = [int(n) for n in frames.split(",")]
-    return _multipart(await q.frames(platform, project, study, series, sop, numbers), "application/octet-stream")
+    parts = await q.frames(platform, project, study, series, sop, numbers)
+    return await _retrieved(platform, caller, project, study, parts, "application/octet-stream")

@@ -32,10 +32,6 @@ class PeerNotAllowed(Forbidden, code="dicomweb-url-not-allowed"):
     """A remote DICOMweb URL outside ``MEDAL_DICOMWEB_ALLOWED_URLS`` (ingest would fetch it: SSRF)."""
 
 
-class OriginalUidsForbidden(Forbidden, code="original-uids-forbidden"):
-    """The caller may not see or switch on the original-UID mapping."""
-
-
 class OriginalUidsOff(PreconditionFailed, code="original-uids-off"):
     """The project does not keep original UIDs."""
 

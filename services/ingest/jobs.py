@@ -187,6 +187,13 @@ class Submission:
         return report
 
 
+async def job_project(platform: Platform, job_id: str) -> str | None:
+    """The project of an ingest job (for ``require``); None when there is no such job."""
+    async with platform.db.connect() as conn:
+        name: str | None = await conn.scalar(select(tables.jobs.c.project).where(tables.jobs.c.id == job_id))
+    return name
+
+
 async def get_job(platform: Platform, job_id: str) -> JobResponse:
     """The job and every outcome recorded so far. Raises :class:`JobNotFound`."""
     async with platform.db.connect() as conn:

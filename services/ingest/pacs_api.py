@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from medal.dependencies import CallerDep, PlatformDep, ProjectPath
+from fastapi import APIRouter, Depends
+
+from medal.access import Action, Caller, require
+from medal.dependencies import PlatformDep, ProjectPath
 from services.ingest import pull, push, uid_map
 
 router = APIRouter(prefix="/v1", tags=["pacs"])
@@ -24,7 +27,10 @@ router = APIRouter(prefix="/v1", tags=["pacs"])
     responses={403: {"description": "URL not allowed"}},
 )
 async def start_pull(
-    project: ProjectPath, body: pull.PullRequest, platform: PlatformDep, caller: CallerDep
+    project: ProjectPath,
+    body: pull.PullRequest,
+    platform: PlatformDep,
+    caller: Annotated[Caller, Depends(require(Action.INGEST))],
 ) -> pull.PullStarted:
     return await pull.start_pull(platform, project, body, caller.id)
 
@@ -35,8 +41,13 @@ async def start_pull(
     summary="Push the project's de-identified instances to an archive by STOW-RS",
     responses={403: {"description": "URL not allowed"}},
 )
-async def push_studies(project: ProjectPath, body: push.PushRequest, platform: PlatformDep) -> push.PushResponse:
-    return await push.push(platform, project, body)
+async def push_studies(
+    project: ProjectPath,
+    body: push.PushRequest,
+    platform: PlatformDep,
+    caller: Annotated[Caller, Depends(require(Action.EXPORT))],
+) -> push.PushResponse:
+    return await push.push(platform, project, body, caller)
 
 
 @router.post(
@@ -45,13 +56,16 @@ async def push_studies(project: ProjectPath, body: push.PushRequest, platform: P
     summary="Resolve de-identified instances to their original UIDs (project admins; projects that keep them)",
     description=(
         "For SEG export to the clinical PACS. A POST so that UIDs never appear in URLs or access logs. 403 unless the "
-        "caller is a project admin (MEDAL_ORIGINAL_UID_READERS), 412 unless the project keeps original UIDs, 404 "
-        "when some instance has none on record. Every call is recorded (who, purpose, how many)."
+        "caller is an admin of the project (the export right), 412 unless the project keeps original UIDs, 404 "
+        "when some instance has none on record. Every call is recorded (who, purpose, how many) and audited."
     ),
     responses={403: {}, 404: {}, 412: {}},
 )
 async def resolve_original_uids(
-    project: ProjectPath, body: uid_map.ResolveRequest, platform: PlatformDep, caller: CallerDep
+    project: ProjectPath,
+    body: uid_map.ResolveRequest,
+    platform: PlatformDep,
+    caller: Annotated[Caller, Depends(require(Action.EXPORT))],
 ) -> uid_map.ResolveResponse:
-    found = await uid_map.resolve(platform, project, body.sop_uids, caller_id=caller.id, purpose=body.purpose)
+    found = await uid_map.resolve(platform, project, body.sop_uids, caller=caller, purpose=body.purpose)
     return uid_map.ResolveResponse(project=project, instances=found)

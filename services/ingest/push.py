@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from medal.access import Caller, acting, audit
 from medal.db.schema import ingest as tables
 from medal.platform import Platform
 from proto.types import Id
@@ -78,7 +79,7 @@ def _parse_answer(body: Any) -> tuple[set[str], dict[str, int]]:
     return stored, failed
 
 
-async def push(platform: Platform, project: str, request: PushRequest) -> PushResponse:
+async def push(platform: Platform, project: str, request: PushRequest, caller: Caller | None = None) -> PushResponse:
     rows = await _instances(platform, project, list(request.study_ids))
     if len(rows) > platform.settings.push_max_instances:
         raise TooManyToPush(f"{len(rows)} instances is over MEDAL_PUSH_MAX_INSTANCES; push fewer studies at a time")
@@ -87,6 +88,9 @@ async def push(platform: Platform, project: str, request: PushRequest) -> PushRe
         for start in range(0, len(rows), BATCH):
             results.extend(await _send_batch(platform, remote, rows[start : start + BATCH]))
     sent = sum(result.outcome == "sent" for result in results)
+    details = {"studies": len(request.study_ids), "sent": sent, "failed": len(results) - sent}
+    async with platform.db.begin() as conn:
+        await audit.record(conn, acting(caller), "pushed", project, "project", project, details)
     return PushResponse(project=project, sent=sent, failed=len(results) - sent, results=results)
 
 

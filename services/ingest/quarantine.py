@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from medal.access import Caller, acting, audit
 from medal.db.schema import ingest as tables
 from medal.db.schema.base import utcnow
 from medal.platform import Platform
@@ -39,9 +40,11 @@ async def list_quarantined(platform: Platform, project: str) -> list[Quarantined
     return [QuarantinedInstance.model_validate(dict(row)) for row in rows]
 
 
-async def release_instance(platform: Platform, project: str, instance_id: str, released_by: str) -> ReleaseResponse:
-    """Release one instance on behalf of ``released_by`` (the caller): how many images became available
-    (0 if it was not quarantined) and who released it. Raises :class:`InstanceNotFound`."""
+async def release_instance(platform: Platform, project: str, instance_id: str, caller: Caller | str) -> ReleaseResponse:
+    """Release one instance on behalf of the caller: how many images became available (0 if it was not
+    quarantined) and who released it, recorded in the audit trail. Raises :class:`InstanceNotFound`."""
+    actor = acting(caller)
+    released_by = actor.id
     i, se, s, im = tables.instances, tables.series, tables.studies, tables.images
     async with platform.unit_of_work(SOURCE) as uow:
         row = (
@@ -49,6 +52,7 @@ async def release_instance(platform: Platform, project: str, instance_id: str, r
                 select(
                     i.c.id,
                     i.c.quarantined,
+                    i.c.quarantine_reason,
                     i.c.released_by,
                     i.c.dicom_key,
                     i.c.series_id,
@@ -73,6 +77,8 @@ async def release_instance(platform: Platform, project: str, instance_id: str, r
         found = await uow.conn.execute(select(im).where(im.c.instance_id == instance_id).order_by(im.c.frame))
         images = [dict(image) for image in found.mappings()]
         await announce_images(uow, project, dict(row._mapping), images, released=True)
+        details = {"images": len(images), "reason": row.quarantine_reason or ""}
+        await audit.record(uow.conn, actor, "released", project, "instance", instance_id, details)
     return ReleaseResponse(instance_id=instance_id, released_images=len(images), released_by=released_by[:64])
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from medal.access import Caller, acting, audit
 from medal.db.engine import insert_ignore
 from medal.db.schema import ingest as tables
 from medal.db.schema.base import utcnow
 from medal.platform import Platform
-from services.ingest import uid_map
 from services.ingest.errors import InvalidWindow
 from services.ingest.schemas import IngestSettings
 
@@ -30,14 +30,12 @@ async def project_settings(platform: Platform, project: str) -> IngestSettings:
 
 
 async def save_project_settings(
-    platform: Platform, project: str, settings: IngestSettings, caller_id: str
+    platform: Platform, project: str, settings: IngestSettings, caller: Caller | str
 ) -> IngestSettings:
-    """Store the project's options; a window needs both its center and its width. Changing whether the
-    project keeps original UIDs is for project admins only (:func:`uid_map.require_reader`)."""
+    """Store the project's options (the route lets only project admins); a window needs both its center
+    and its width. Recorded in the audit trail, with whether original UIDs are kept."""
     if (settings.window_center is None) != (settings.window_width is None):
         raise InvalidWindow("give both window_center and window_width, or neither")
-    if settings.keep_original_uids != (await project_settings(platform, project)).keep_original_uids:
-        uid_map.require_reader(platform, caller_id)
     values = {
         "keep_original_uids": settings.keep_original_uids,
         "date_policy": settings.date_policy,
@@ -51,4 +49,6 @@ async def save_project_settings(
             await conn.execute(
                 tables.project_settings.update().where(tables.project_settings.c.project == project).values(**values)
             )
+        details = {"date_policy": settings.date_policy, "keep_original_uids": settings.keep_original_uids}
+        await audit.record(conn, acting(caller), "ingest-settings-changed", project, "project", project, details)
     return settings

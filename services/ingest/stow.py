@@ -12,12 +12,13 @@ is also why ``/studies/{StudyInstanceUID}`` (a UID in the URL and access logs) i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from medal.dependencies import CallerDep, PlatformDep, ProjectPath
+from medal.access import Action, Caller, require
+from medal.dependencies import PlatformDep, ProjectPath
 from medal.errors import ApiError
 from services.ingest.bodies import limited_chunks
 from services.ingest.jobs import Submission
@@ -70,7 +71,10 @@ def _failure(result: InstanceResult) -> dict[str, Any]:
     responses={202: {"description": "Some failed"}, 409: {"description": "None stored"}, 415: {}, 413: {}},
 )
 async def store_instances(
-    project: ProjectPath, request: Request, platform: PlatformDep, caller: CallerDep
+    project: ProjectPath,
+    request: Request,
+    platform: PlatformDep,
+    caller: Annotated[Caller, Depends(require(Action.INGEST))],
 ) -> JSONResponse:
     boundary = _media(request)
     parts = SpooledParts()

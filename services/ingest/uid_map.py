@@ -19,12 +19,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from medal.access import Caller, audit
 from medal.db.engine import insert_ignore
 from medal.db.schema import ingest as tables
 from medal.db.schema.base import utcnow
 from medal.platform import Platform
 from services.ingest.deid import DeidentifiedInstance
-from services.ingest.errors import OriginalUidsForbidden, OriginalUidsOff, OriginalUidsUnknown
+from services.ingest.errors import OriginalUidsOff, OriginalUidsUnknown
 
 LEVELS = ("study", "series", "instance")
 MAX_RESOLVE = 10000
@@ -59,25 +60,15 @@ async def remember(conn: AsyncConnection, project: str, deid: DeidentifiedInstan
             await insert_ignore(conn, tables.original_uids, row, ["project", "uid"])
 
 
-def may_read(platform: Platform, caller_id: str) -> bool:
-    """The project-admin rule until projects have admins: callers listed in MEDAL_ORIGINAL_UID_READERS."""
-    return caller_id in platform.settings.original_uid_readers
-
-
-def require_reader(platform: Platform, caller_id: str) -> None:
-    if not may_read(platform, caller_id):
-        raise OriginalUidsForbidden("only a project admin may keep or resolve original UIDs")
-
-
 async def resolve(
-    platform: Platform, project: str, sop_uids: Sequence[str], *, caller_id: str, purpose: str
+    platform: Platform, project: str, sop_uids: Sequence[str], *, caller: Caller, purpose: str
 ) -> list[OriginalInstance]:
     """The original study/series/SOP UIDs of de-identified instances of ``project``, in the given order.
 
-    For phase 2's SEG export to the clinical PACS. Raises :class:`OriginalUidsForbidden` (caller),
+    For the SEG export to the clinical PACS; the route lets only the project's admins call it. Raises
     :class:`OriginalUidsOff` (project option), :class:`OriginalUidsUnknown` (some have no record).
     """
-    require_reader(platform, caller_id)
+    caller_id = caller.id
     s, se, i, m = tables.studies, tables.series, tables.instances, tables.original_uids
     wanted = list(dict.fromkeys(sop_uids))
     async with platform.db.begin() as conn:
@@ -128,5 +119,7 @@ async def resolve(
                 created_at=utcnow(),
             )
         )
+        details = {"purpose": purpose, "instances": len(found)}
+        await audit.record(conn, caller, "original-uids-read", project, "project", project, details)
     order = {uid: n for n, uid in enumerate(wanted)}
     return sorted(found, key=lambda item: order[item.sop_uid])

@@ -43,6 +43,14 @@ async def list_selections(platform: Platform, project: str) -> list[SelectionSum
         return [SelectionSummaryOut.model_validate(row) for row in (await conn.execute(query)).all()]
 
 
+async def selection_project(platform: Platform, record_id: str) -> str | None:
+    """The project of a selection (for ``require``); None when there is no such selection."""
+    s = tables.selections
+    async with platform.db.connect() as conn:
+        name: str | None = await conn.scalar(select(s.c.project).where(s.c.id == record_id))
+    return name
+
+
 async def _selection_row(platform: Platform, record_id: str) -> Any:
     async with platform.db.connect() as conn:
         row = (await conn.execute(_records_query().where(tables.selections.c.id == record_id))).first()

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
+from medal.access import Action, Caller, require
 from medal.compute import compute_info
-from medal.dependencies import CallerDep, PlatformDep, ProjectPath
+from medal.dependencies import PlatformDep, ProjectPath
 from services.trainer import progress, registry
 from services.trainer.schemas import JobList, JobState, ModelComparison, ModelVersion, ModelVersionList
 
 router = APIRouter(prefix="/v1", tags=["trainer"])
 Version = Annotated[int, Path(ge=1)]
+Viewer = Annotated[Caller, Depends(require(Action.VIEW))]
+ModelAdmin = Annotated[Caller, Depends(require(Action.MODELS))]
 
 
 @router.get("/info", summary="Version and the compute this worker pool runs on")
@@ -32,6 +35,7 @@ async def info() -> dict[str, Any]:
 async def list_jobs(
     project: ProjectPath,
     platform: PlatformDep,
+    _: Viewer,
     state: JobState | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> JobList:
@@ -39,7 +43,7 @@ async def list_jobs(
 
 
 @router.get("/projects/{project}/models", response_model=ModelVersionList, summary="Model versions per round")
-async def list_models(project: ProjectPath, platform: PlatformDep) -> ModelVersionList:
+async def list_models(project: ProjectPath, platform: PlatformDep, _: Viewer) -> ModelVersionList:
     return await registry.list_versions(platform, project)
 
 
@@ -47,6 +51,7 @@ async def list_models(project: ProjectPath, platform: PlatformDep) -> ModelVersi
 async def compare_models(
     project: ProjectPath,
     platform: PlatformDep,
+    _: Viewer,
     a: Annotated[int, Query(ge=1)],
     b: Annotated[int, Query(ge=1)],
 ) -> ModelComparison:
@@ -56,17 +61,17 @@ async def compare_models(
 @router.post(
     "/projects/{project}/models/rollback", response_model=ModelVersion, summary="Make the previous version current"
 )
-async def rollback(project: ProjectPath, platform: PlatformDep, caller: CallerDep) -> ModelVersion:
-    return await registry.rollback(platform, project, by=caller.id)
+async def rollback(project: ProjectPath, platform: PlatformDep, caller: ModelAdmin) -> ModelVersion:
+    return await registry.rollback(platform, project, by=caller)
 
 
 @router.get("/projects/{project}/models/{version}", response_model=ModelVersion, summary="One model version")
-async def get_model(project: ProjectPath, version: Version, platform: PlatformDep) -> ModelVersion:
+async def get_model(project: ProjectPath, version: Version, platform: PlatformDep, _: Viewer) -> ModelVersion:
     return await registry.get_version(platform, project, version)
 
 
 @router.post(
     "/projects/{project}/models/{version}/promote", response_model=ModelVersion, summary="Make a version current"
 )
-async def promote(project: ProjectPath, version: Version, platform: PlatformDep, caller: CallerDep) -> ModelVersion:
-    return await registry.promote(platform, project, version, by=caller.id)
+async def promote(project: ProjectPath, version: Version, platform: PlatformDep, caller: ModelAdmin) -> ModelVersion:
+    return await registry.promote(platform, project, version, by=caller)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from medal.access import Caller, audit, service_actor
 from medal.db.schema import trainer as tables
 from medal.db.schema.base import utcnow
 from medal.domain_errors import Conflict, NotFound
@@ -96,17 +97,23 @@ async def promote_in(
     )
     event = ModelPromoted(project=project, model_version_id=uuid.UUID(version_id), version=version)
     await uow.emit(event, correlation_id=correlation_id)
+    if promoted_by is None:  # a new version the trainer made current itself (nobody pinned one)
+        details = {"version": version, "automatic": True}
+        await audit.record(uow.conn, service_actor("trainer"), "promoted", project, "model", version_id, details)
     return True
 
 
-async def promote(platform: Platform, project: str, version: int, *, by: str) -> ModelVersion:
+async def promote(platform: Platform, project: str, version: int, *, by: Caller) -> ModelVersion:
     async with platform.unit_of_work(SOURCE) as uow:
         await _lock_project_versions(uow.conn, project)
-        await promote_in(uow, project, version, promoted_by=by)
+        changed = await promote_in(uow, project, version, promoted_by=by.id)
+        row = await _version_row(uow.conn, project, version)
+        details = {"version": version, "changed": changed}
+        await audit.record(uow.conn, by, "promoted", project, "model", row.id, details)
     return await get_version(platform, project, version)
 
 
-async def rollback(platform: Platform, project: str, *, by: str) -> ModelVersion:
+async def rollback(platform: Platform, project: str, *, by: Caller) -> ModelVersion:
     """Make current again the newest version older than the current one that was current before."""
     v = tables.model_versions
     async with platform.unit_of_work(SOURCE) as uow:
@@ -125,7 +132,10 @@ async def rollback(platform: Platform, project: str, *, by: str) -> ModelVersion
         ).scalar()
         if target is None:
             raise NothingToRollBackTo(f"no version of {project} before {current} was ever current")
-        await promote_in(uow, project, int(target), promoted_by=by)
+        await promote_in(uow, project, int(target), promoted_by=by.id)
+        row = await _version_row(uow.conn, project, int(target))
+        details = {"version": int(target), "from_version": int(current)}
+        await audit.record(uow.conn, by, "rolled-back", project, "model", row.id, details)
     return await get_version(platform, project, int(target))
 
 

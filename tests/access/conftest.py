@@ -22,6 +22,7 @@ from medal.platform import Platform
 from medal.settings import Settings
 from medal.web import service_app
 from tests.access.provider import AUDIENCE, Provider, install
+from tests.access.world import World, built_world
 from tests.conftest import unavailable
 
 PLATFORM_KEY = "platform-key-for-the-access-tests"
@@ -170,3 +171,10 @@ def served(provider: Provider, tmp_path_factory: pytest.TempPathFactory) -> Iter
     app = guarded_app(settings)
     with serve_in_thread(app) as base:
         yield Served(base + "/annotation", app, settings)
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """Every service in one process with two real projects (tests.access.world): built once, shared."""
+    with built_world(tmp_path_factory.mktemp("world")) as built:
+        yield built

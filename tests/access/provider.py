@@ -51,12 +51,19 @@ def signing_key() -> dict[str, Any]:
 class Provider:
     """One provider process on a fixed port; :meth:`restart` brings it back with a new signing key."""
 
-    def __init__(self, workdir: Path, machines: list[dict[str, Any]], people: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        machines: list[dict[str, Any]],
+        people: dict[str, Any],
+        redirect_uris: tuple[str, ...] = (),
+    ) -> None:
         self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         self.machines = {m["client_id"]: m for m in machines}
         self.people = people
+        self.redirect_uris = [REDIRECT_URI, *redirect_uris]  # the web UI's own page, for the browser test
         self.key = signing_key()
         self.process: subprocess.Popen[str] | None = None
 
@@ -77,6 +84,7 @@ class Provider:
             "people": self.people,
             "web_client_id": WEB_CLIENT,
             "redirect_uri": REDIRECT_URI,
+            "redirect_uris": self.redirect_uris,
         }
         path = self.workdir / "provider.json"
         path.write_text(json.dumps(config))

@@ -192,7 +192,8 @@ def test_round_closing_and_mask_versions(harness: Harness) -> None:
 
 def test_me_names_the_caller_and_no_key_is_refused(harness: Harness) -> None:
     h = harness
-    assert h.people["carol"].get("/annotation/v1/me").json() == {"id": caller_id("carol"), "kind": "platform-key"}
+    me = h.people["carol"].get("/annotation/v1/me").json()
+    assert (me["id"], me["kind"], me["platform_admin"]) == (caller_id("carol"), "platform-key", True)
     anonymous = httpx.get(f"{h.base}/annotation/v1/me")
     assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "unauthenticated"
     # The body no longer names who leases: an old client's "annotator" changes nothing.

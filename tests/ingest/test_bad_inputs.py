@@ -199,9 +199,8 @@ def test_jobs_can_be_polled_and_resubmission_is_harmless(base: str, client: http
 
 def test_project_settings_choose_dates_and_window(base: str, client: httpx.Client, tmp_path: Path) -> None:
     assert client.get(f"{base}/ingest/v1/projects/window/settings").json()["date_policy"] == "shift"
-    chosen = {"date_policy": "remove", "window_center": 40.0, "window_width": 400.0}
-    stored = {**chosen, "keep_original_uids": False}  # original UIDs are kept only when a project asks
-    assert client.put(f"{base}/ingest/v1/projects/window/settings", json=chosen).json() == stored
-    assert client.get(f"{base}/ingest/v1/projects/window/settings").json() == stored
+    chosen = {"date_policy": "remove", "window_center": 40.0, "window_width": 400.0, "keep_original_uids": False}
+    assert client.put(f"{base}/ingest/v1/projects/window/settings", json=chosen).json() == chosen
+    assert client.get(f"{base}/ingest/v1/projects/window/settings").json() == chosen
     half = client.put(f"{base}/ingest/v1/projects/window/settings", json={"window_center": 40.0})
     assert half.status_code == 422 and half.json()["error"]["code"] == "invalid-window"

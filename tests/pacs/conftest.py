@@ -20,7 +20,6 @@ from medal.settings import Settings
 from tests.pacs.orthanc import ORTHANC_AET, Orthanc
 
 PROJECT = "pacs"
-READER = "local"
 
 
 def instance(study: int, series: int, number: int, name: str = "CT_small.dcm") -> bytes:
@@ -87,7 +86,6 @@ def medal(tmp_path_factory: pytest.TempPathFactory, orthanc: Orthanc, scp_port: 
         dimse_peers=[f"{ORTHANC_AET}@127.0.0.1={PROJECT}"],
         dicomweb_allowed_urls=[orthanc.dicomweb],
         dicomweb_timeout_seconds=10,
-        original_uid_readers=[READER],
     )
     with serve_in_thread(build_app(settings, ["ingest"], consume=True, migrate=True)) as url:
         yield Medal(url, settings)

@@ -1,5 +1,9 @@
 // The public REST APIs of the services, all on this page's origin (medal up mounts them under /<service>).
 
+import { credentials, hasCredentials, type Rights } from "./auth";
+
+export { apiKey, setApiKey } from "./auth";
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -63,11 +67,8 @@ export interface Round {
   failure: RoundFailure | null;
 }
 
-/** Who is signed in: the owner of leases and the author of masks. */
-export interface Me {
-  id: string;
-  kind: "local" | "api-key";
-}
+/** Who is signed in (the owner of leases and the author of masks) and what it may do where. */
+export type Me = Rights;
 
 export interface RoundTask {
   task_id: string;
@@ -164,20 +165,8 @@ export interface StoredMask {
   confidence: number | null;
 }
 
-const KEY_STORAGE = "medal.apiKey";
-
-export function apiKey(): string {
-  return localStorage.getItem(KEY_STORAGE) ?? "";
-}
-
-export function setApiKey(key: string): void {
-  if (key) localStorage.setItem(KEY_STORAGE, key);
-  else localStorage.removeItem(KEY_STORAGE);
-}
-
 function headers(extra: Record<string, string> = {}): Record<string, string> {
-  const key = apiKey();
-  return key ? { ...extra, "X-API-Key": key } : extra;
+  return { ...extra, ...credentials() };
 }
 
 async function send(path: string, init: RequestInit = {}): Promise<Response> {
@@ -285,7 +274,7 @@ export interface UploadResult {
 /** Point an <img> at an image; with an API key the pixels come through fetch (img tags send no headers). */
 export async function showImage(img: HTMLImageElement, imageId: string, preset = "image"): Promise<void> {
   const url = api.imageUrl(imageId, preset);
-  if (!apiKey()) {
+  if (!hasCredentials()) {
     img.src = url;
     return;
   }
@@ -300,7 +289,7 @@ export async function downloadExport(project: string, format: string): Promise<v
   const url = api.exportUrl(project, format);
   const link = document.createElement("a");
   link.download = `${project}-${format}.zip`;
-  if (!apiKey()) {
+  if (!hasCredentials()) {
     link.href = url;
     link.click();
     return;
@@ -322,8 +311,7 @@ export function uploadStudies(
     for (const file of files) form.append("files", file, file.name);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", `/ingest/v1/projects/${project}/instances`);
-    const key = apiKey();
-    if (key) xhr.setRequestHeader("X-API-Key", key);
+    for (const [name, value] of Object.entries(credentials())) xhr.setRequestHeader(name, value);
     xhr.upload.onprogress = (event) => progress(event.loaded, event.total);
     xhr.onerror = () => reject(new ConnectionLost("the upload was interrupted (connection lost?)"));
     xhr.onload = () => {

@@ -16,6 +16,8 @@ export function h<K extends keyof HTMLElementTagNameMap>(
       element.addEventListener(name.slice(2), value as EventListener);
     } else if (name === "value" && "value" in element) {
       (element as HTMLInputElement).value = String(value);
+    } else if (name === "style") {
+      element.style.cssText = String(value); // CSSOM: allowed by the Content-Security-Policy (no inline style attributes)
     } else {
       element.setAttribute(name, value === true ? "" : String(value));
     }

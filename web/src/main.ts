@@ -1,6 +1,7 @@
 // medal's web UI: hash routes over the public REST APIs of the services on this origin.
 
 import { api, apiKey, explain, setApiKey } from "./api";
+import { completeSignIn, currentRights, loadRights, may, signIn, signInConfig, signOut } from "./auth";
 import { banner, h } from "./dom";
 import { renderEditor } from "./pages/label";
 import { renderModel } from "./pages/model";
@@ -16,18 +17,40 @@ let cleanup: (() => void) | null = null;
 function nav(project: string | null): void {
   const links: [string, string][] = [["#/", "Projects"]];
   if (project) {
-    links.push([`#/p/${project}`, project], [`#/p/${project}/queue`, "Queue"], [`#/p/${project}/review`, "Review"], [`#/p/${project}/model`, "Model"]);
+    links.push([`#/p/${project}`, project], [`#/p/${project}/queue`, "Queue"]);
+    if (may("review", project)) links.push([`#/p/${project}/review`, "Review"]);
+    links.push([`#/p/${project}/model`, "Model"]);
   }
   const current = location.hash || "#/";
-  const who = h("span", { class: "muted", "data-testid": "me", title: "Signed in as (the author of your leases and masks)" });
+  const me = currentRights();
+  const role = !me || me.kind === "local" ? null : me.platform_admin ? "platform admin" : project ? me.projects[project]?.role : null;
+  const who = h(
+    "span",
+    { class: "muted", "data-testid": "me", title: "Signed in as (the author of your leases and masks)" },
+    me ? (me.kind === "local" ? "local user" : me.name || me.id) : "not signed in",
+    role ? ` (${role})` : "",
+  );
   document.getElementById("nav")!.replaceChildren(
     ...links.map(([href, label]) => h("a", { href, class: current === href ? "active" : "" }, label)),
     who,
+    me && me.kind !== "local" ? h("button", { class: "link", "data-action": "sign-out", onclick: () => { signOut(); void route(); } }, "Sign out") : "",
     h("button", { class: "link", title: "API key (when the server requires one)", onclick: () => askKey() }, apiKey() ? "API key ✓" : "API key"),
   );
-  api.me().then(
-    (me) => who.replaceChildren(me.kind === "local" ? "local user" : me.id),
-    () => who.replaceChildren("not signed in"),
+}
+
+/** Nobody is signed in and the server needs it: sign in with the provider, or use an API key. */
+async function renderSignIn(): Promise<void> {
+  const config = await signInConfig();
+  app.replaceChildren(
+    h(
+      "section",
+      { class: "card", "data-testid": "sign-in" },
+      h("h1", {}, "Sign in to medal"),
+      config.enabled
+        ? h("p", {}, h("button", { class: "primary", "data-action": "sign-in", onclick: () => void signIn().catch((e) => banner(explain(e), "error")) }, "Sign in with your organisation"))
+        : h("p", { class: "muted" }, "This server takes API keys only (no identity provider is configured)."),
+      h("p", {}, h("button", { "data-action": "use-api-key", onclick: () => askKey() }, "Use an API key instead")),
+    ),
   );
 }
 
@@ -73,9 +96,14 @@ async function route(): Promise<void> {
   cleanup = null;
   const parts = (location.hash.replace(/^#\/?/, "") || "").split("/").filter(Boolean);
   const project = parts[0] === "p" ? decodeURIComponent(parts[1] ?? "") : null;
-  nav(project);
   app.setAttribute("aria-busy", "true");
   try {
+    const me = await loadRights();
+    nav(project);
+    if (!me) {
+      await renderSignIn();
+      return;
+    }
     if (!project) await renderProjects(app);
     else if (parts.length === 2) await renderProject(app, project);
     else if (parts[2] === "queue") await renderQueue(app, project);
@@ -91,7 +119,16 @@ async function route(): Promise<void> {
   }
 }
 
+async function start(): Promise<void> {
+  try {
+    await completeSignIn(); // back from the identity provider with ?code=…: trade it for a token first
+  } catch (error) {
+    banner(explain(error), "error");
+  }
+  await route();
+}
+
 window.addEventListener("hashchange", () => void route());
 window.addEventListener("offline", () => banner("You are offline. Unsent masks stay in this browser until they are saved.", "warning"));
 window.addEventListener("online", () => banner("Back online.", "notice"));
-void route();
+void start();

@@ -49,4 +49,5 @@ audit = Table(
     Column("subject_id", String(255), nullable=False),
     Column("details", JSON, nullable=False, comment="Ids and versions only, never PHI (e.g. model suggestion)"),
     Index(None, "project", "seq"),
+    Index(None, "actor", "subject_id"),
 )

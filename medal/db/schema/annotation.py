@@ -82,6 +82,8 @@ masks = Table(
     Column("confidence", Float, nullable=True),
     Column("author", String(128), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("approved_by", String(128), nullable=True, comment="The reviewer who approved this version"),
+    Column("approved_at", UTCDateTime, nullable=True),
     UniqueConstraint("image_id", "version"),
 )
 

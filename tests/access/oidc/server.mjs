@@ -20,7 +20,7 @@ const clients = [
     client_id: config.web_client_id,
     token_endpoint_auth_method: 'none',
     grant_types: ['authorization_code', 'refresh_token'],
-    redirect_uris: [config.redirect_uri],
+    redirect_uris: config.redirect_uris ?? [config.redirect_uri],
     response_types: ['code'],
   },
 ];

@@ -2,6 +2,7 @@
 // and stopping advice (the estimated gain of one more round against its labelling cost).
 
 import { api, ApiError, explain, type ModelVersion, type Project, type Round, type Status, type TrainerJob } from "../api";
+import { may } from "../auth";
 import { banner, fmtDate, fmtSeconds, h, svg } from "../dom";
 
 export async function renderModel(root: HTMLElement, project: string): Promise<void> {
@@ -48,7 +49,7 @@ function failedRound(project: string, round: Round): HTMLElement {
     h("h2", {}, `Training of round ${round.number} failed`),
     h("p", {}, h("strong", {}, failure.code), ` (attempt ${failure.attempt}, ${fmtDate(failure.failed_at)}): `, h("span", { "data-testid": "failure-reason" }, failure.reason)),
     h("p", { class: "muted" }, "Fix the cause (for example correct or re-submit the mask it names), then retry: the round is trained again on today's masks."),
-    button,
+    may("train", project) ? button : h("p", { class: "muted" }, "A project admin can retry it."),
   );
 }
 
@@ -73,7 +74,9 @@ function autolabel(project: string, status: Status): HTMLElement {
     {},
     h("p", { class: "muted" }, "The current model labels every image nobody labelled; check its masks in Review."),
     jobs.length ? h("ul", {}, ...jobs) : null,
-    h("button", { onclick: () => void run(), disabled: !status.models.some((m) => m.current) }, "Auto-label with the current model"),
+    may("train", project)
+      ? h("button", { "data-action": "autolabel", onclick: () => void run(), disabled: !status.models.some((m) => m.current) }, "Auto-label with the current model")
+      : null,
   );
 }
 
@@ -192,7 +195,7 @@ function versions(project: string, models: ModelVersion[]): HTMLElement {
           h("td", {}, m.validation_dice.toFixed(3)),
           h("td", {}, m.current ? "✓ current" : ""),
           h("td", {}, fmtDate(m.created_at)),
-          h("td", {}, m.current ? "" : h("button", { onclick: () => void promote(m.version) }, "Make current")),
+          h("td", {}, m.current || !may("models", project) ? "" : h("button", { "data-action": "promote", onclick: () => void promote(m.version) }, "Make current")),
         ),
       ),
     ),

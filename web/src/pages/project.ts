@@ -1,6 +1,7 @@
 // One project: upload studies, its rounds (tasks, who holds them, progress), settings, exports.
 
 import { api, downloadExport, explain, uploadStudies, type Project, type Round } from "../api";
+import { may } from "../auth";
 import { banner, fmtDate, h } from "../dom";
 
 export async function renderProject(root: HTMLElement, name: string): Promise<void> {
@@ -10,12 +11,12 @@ export async function renderProject(root: HTMLElement, name: string): Promise<vo
     "div",
     { class: "actions" },
     h("a", { class: "button primary", href: `#/p/${name}/queue` }, "Label (my queue)"),
-    h("a", { class: "button", href: `#/p/${name}/review` }, "Review"),
+    may("review", name) ? h("a", { class: "button", href: `#/p/${name}/review` }, "Review") : null,
     h("a", { class: "button", href: `#/p/${name}/model` }, "Model"),
-    status.rounds.length === 0
+    status.rounds.length === 0 && may("rounds", name)
       ? h("button", { "data-action": "start", onclick: () => void start(name) }, "Start labelling (cold-start round)")
       : null,
-    open ? h("button", { onclick: () => void closeRound(name, open) }, `End round ${open.number} and train`) : null,
+    open && may("rounds", name) ? h("button", { "data-action": "close-round", onclick: () => void closeRound(name, open) }, `End round ${open.number} and train`) : null,
   );
   root.replaceChildren(
     h(
@@ -34,12 +35,14 @@ export async function renderProject(root: HTMLElement, name: string): Promise<vo
       ),
       actions,
     ),
-    uploadCard(name),
+    may("ingest", name) ? uploadCard(name) : "",
     await roundsCard(status.rounds),
-    settingsCard(project),
-    h(
+    may("settings", name) ? settingsCard(project) : "",
+    !may("export", name)
+      ? ""
+      : h(
       "section",
-      { class: "card" },
+      { class: "card", "data-testid": "export" },
       h("h2", {}, "Export"),
       ...["png", "coco", "nifti", "dicom-seg"].map((f) =>
         h(

@@ -1,6 +1,7 @@
 // Projects: the list, and a form that creates one with its classes and settings.
 
 import { api, explain, type LabelClass } from "../api";
+import { may } from "../auth";
 import { banner, fmtDate, h } from "../dom";
 
 const DEFAULT_COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45"];
@@ -28,8 +29,8 @@ export async function renderProjects(root: HTMLElement): Promise<void> {
           ),
         ),
       )
-    : h("p", { class: "muted" }, "No projects yet: create one below, then upload DICOM studies to it.");
-  root.replaceChildren(h("section", {}, h("h1", {}, "Projects"), list), createForm());
+    : h("p", { class: "muted" }, may("create-project") ? "No projects yet: create one below, then upload DICOM studies to it." : "You have no role in any project yet: ask a project admin.");
+  root.replaceChildren(h("section", {}, h("h1", {}, "Projects"), list), may("create-project") ? createForm() : "");
 }
 
 function classRow(c: LabelClass): HTMLElement {
