@@ -125,6 +125,9 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("POST", f"{A}/projects/{{project}}/autolabel"): P(Action.TRAIN, json=lambda o, c: {}),
     ("GET", f"{A}/projects/{{project}}/status"): P(Action.VIEW),
     ("GET", f"{A}/projects/{{project}}/export"): P(Action.EXPORT),
+    ("POST", f"{A}/projects/{{project}}/exports/stow"): P(
+        Action.EXPORT, json=lambda o, c: {"url": "http://127.0.0.9/none"}
+    ),
     # MONAI Label
     ("GET", f"{M}/info/"): P(Action.VIEW, pending=MONAI),
     ("POST", f"{M}/activelearning/{{strategy}}"): P(Action.LEASE, pending=MONAI),
@@ -137,6 +140,25 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("POST", f"{M}/train/"): P(Action.TRAIN, pending=MONAI),
     ("DELETE", f"{M}/train/"): P(Action.TRAIN, pending=MONAI),
     ("POST", f"{M}/train/{{model}}"): P(Action.TRAIN, pending=MONAI),
+    ("HEAD", f"{M}/datastore/image"): P(Action.VIEW, pending=MONAI),
+    ("PUT", f"{M}/datastore/image"): P(Action.INGEST, pending=MONAI),
+    ("HEAD", f"{M}/datastore/label"): P(Action.VIEW, pending=MONAI),
+    ("GET", f"{M}/datastore/dataset"): P(Action.EXPORT, pending=MONAI),
+    ("GET", f"{M}/scoring/"): P(Action.VIEW, pending=MONAI),
+    ("POST", f"{M}/scoring/{{method}}"): P(Action.ROUNDS, pending=MONAI),
+    ("DELETE", f"{M}/scoring/"): P(Action.ROUNDS, pending=MONAI),
+    ("GET", f"{M}/batch/infer"): P(Action.VIEW, pending=MONAI),
+    ("POST", f"{M}/batch/infer/{{model}}"): P(Action.TRAIN, pending=MONAI),
+    ("DELETE", f"{M}/batch/infer"): P(Action.TRAIN, pending=MONAI),
+    ("GET", f"{M}/model/info/{{model}}"): P(Action.MODELS, pending=MONAI),
+    ("GET", f"{M}/model/{{model}}"): P(Action.MODELS, pending=MONAI),
+    ("PUT", f"{M}/session/"): P(Action.LABEL, pending=MONAI),
+    ("GET", f"{M}/session/{{session_id}}"): P(Action.LABEL, pending=MONAI),
+    ("DELETE", f"{M}/session/{{session_id}}"): P(Action.LABEL, pending=MONAI),
+    # MONAI Label's sign-in: asked before the plugin has a token
+    ("GET", f"{M}/auth/"): PUBLIC,
+    ("POST", f"{M}/auth/token"): PUBLIC,
+    ("GET", f"{M}/auth/token/valid"): SIGNED_IN,
     # ingest
     ("POST", f"{G}/projects/{{project}}/instances"): P(Action.INGEST, headers={"content-type": "application/dicom"}),
     ("GET", f"{G}/jobs/{{job_id}}"): P(Action.INGEST),
@@ -191,7 +213,7 @@ SERVICES = ("annotation", "ingest", "trainer", "query", "inference")
 
 def _order(operation: tuple[str, str]) -> tuple[int, str]:
     """Reads first, then writes, deletions last (a revoked key or member must not change later cells)."""
-    return {"GET": 0, "PUT": 1, "POST": 1, "DELETE": 2}[operation[0]], operation[1]
+    return {"HEAD": 0, "GET": 0, "PUT": 1, "POST": 1, "DELETE": 2}[operation[0]], operation[1]
 
 
 OPERATIONS = sorted(TABLE, key=_order)
@@ -213,6 +235,8 @@ def fill(path: str, objects: Objects) -> str:
         "frames": "1",
         "strategy": SETTINGS["strategy"],
         "model": "medal",
+        "method": "suggestive",
+        "session_id": "00000000-0000-4000-8000-000000000000",
         **{name: value for name, value in objects.ids.items()},
     }
     return path.format(**values)
@@ -238,6 +262,8 @@ def outcome(response: httpx.Response) -> Outcome | str:
     if response.status_code >= 500:
         return f"server error {response.status_code}"
     code = None
+    if response.request.method == "HEAD":  # no body: the status alone says it
+        return {401: "unauthenticated", 403: "forbidden", 404: "hidden"}.get(response.status_code, "allowed")
     if response.headers.get("content-type", "").startswith("application/json"):
         body = response.json()
         code = body.get("error", {}).get("code") if isinstance(body, dict) else None
