@@ -243,10 +243,6 @@ async def _predict(request: Request, platform: Platform, project: str, body: dic
         raise ApiError(503, "inference-unavailable", f"the inference service at {base} cannot be reached") from None
     if peers.is_missing_service(answer):
         raise ApiError(503, "inference-unavailable", f"no inference service at {base}")
-    if answer.status_code == 422 and "session_key" in body:
-        raise ApiError(
-            501, "session-inference-unsupported", "this inference service cannot predict a session's image yet"
-        )
     if answer.status_code != 200:
         raise peers.refusal("inference", base, answer)
     prediction: dict[str, Any] = answer.json()

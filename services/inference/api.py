@@ -43,4 +43,6 @@ async def predict(
     caller: Annotated[Caller, Depends(require(Action.LABEL))],
 ) -> PredictionOut:
     chosen = None if body.model_version_id is None else str(body.model_version_id)
+    if body.session_key is not None:
+        return await service.predict_session(platform, committees, project, body.session_key, chosen)
     return await service.predict_image(platform, committees, project, str(body.image_id), chosen, caller)

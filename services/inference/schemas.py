@@ -6,7 +6,7 @@ import base64
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from proto.types import Id
 
@@ -15,9 +15,22 @@ if TYPE_CHECKING:
 
 
 class PredictRequest(BaseModel):
+    """Exactly one of ``image_id`` (an ingested image) or ``session_key`` (a MONAI Label session's image)."""
+
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
-    image_id: uuid.UUID
+    image_id: uuid.UUID | None = None
+    session_key: str | None = Field(
+        default=None,
+        pattern=r"^monailabel-sessions/[a-z0-9][a-z0-9-]{0,62}/[0-9a-f-]{36}/image\.png$",
+        description="The 16-bit PNG of a MONAI Label session (annotation's /session), predicted without storing.",
+    )
     model_version_id: uuid.UUID | None = Field(default=None, description="Default: the project's current model.")
+
+    @model_validator(mode="after")
+    def _one_image(self) -> PredictRequest:
+        if (self.image_id is None) == (self.session_key is None):
+            raise ValueError("give exactly one of image_id and session_key")
+        return self
 
 
 class PredictionOut(BaseModel):

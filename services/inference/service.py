@@ -123,11 +123,39 @@ async def predict_image(
         if image is None:
             raise ImageNotFound(f"no image {image_id} in project {project}")
         model = await model_for_prediction(conn, project, model_version_id)
-    training = TrainingSpec.model_validate(model.training)
     try:
         png = await asyncio.to_thread(platform.store.get, image.training_key)
     except ObjectNotFound:
         raise ImageNotFound(f"no image {image_id} in project {project}") from None
+    predicted = await _predict_png(committees, model, png)
+    if caller is not None:
+        details = {"model_version_id": str(model.id), "version": int(model.version)}
+        async with platform.db.begin() as conn:
+            await audit.record(conn, caller, "pre-annotated", project, "image", image_id, details)
+    return predicted
+
+
+async def predict_session(
+    platform: Platform,
+    committees: CommitteeCache,
+    project: str,
+    session_key: str,
+    model_version_id: str | None,
+) -> PredictionOut:
+    """Predict a MONAI Label session's image (uploaded for inference only, never ingested or stored here)."""
+    if not session_key.startswith(f"monailabel-sessions/{project}/"):
+        raise ImageNotFound(f"no session image {session_key} in project {project}")
+    async with platform.db.connect() as conn:
+        model = await model_for_prediction(conn, project, model_version_id)
+    try:
+        png = await asyncio.to_thread(platform.store.get, session_key)
+    except ObjectNotFound:
+        raise ImageNotFound(f"no session image {session_key} in project {project}") from None
+    return await _predict_png(committees, model, png)
+
+
+async def _predict_png(committees: CommitteeCache, model: Any, png: bytes) -> PredictionOut:
+    training = TrainingSpec.model_validate(model.training)
 
     def run() -> PredictedMask:
         members = committees.get(model.id, list(model.member_keys))
@@ -135,9 +163,4 @@ async def predict_image(
             # Offset 0: preprocessing standardises each image, which an offset does not change.
             return predict_masks(members, [png], [0], training.image_size, committees.compute)[0]
 
-    predicted = PredictionOut.of(model, await asyncio.to_thread(run))
-    if caller is not None:
-        details = {"model_version_id": str(model.id), "version": int(model.version)}
-        async with platform.db.begin() as conn:
-            await audit.record(conn, caller, "pre-annotated", project, "image", image_id, details)
-    return predicted
+    return PredictionOut.of(model, await asyncio.to_thread(run))

@@ -28,6 +28,7 @@ from tests.committee_helpers import (
     TINY,
     model_trained,
     outbox_messages,
+    png16,
     promoted,
     store_images,
 )
@@ -189,6 +190,19 @@ async def test_predict_one_image_over_rest(platform: Platform) -> None:
             url, json={"image_id": str(item.image_id), "model_version_id": str(uuid.uuid4())}
         )
         assert unknown_model.status_code == 404 and unknown_model.json()["error"]["code"] == "model-not-found"
+
+        # A MONAI Label session's image (annotation's /session): predicted, never recorded as an image.
+        session_key = f"monailabel-sessions/chest/{uuid.uuid4()}/image.png"
+        platform.store.put(session_key, png16(40, 30, seed=5), "image/png")
+        session = await client.post(url, json={"session_key": session_key})
+        assert session.status_code == 200, session.text
+        assert (session.json()["width"], session.json()["height"], session.json()["version"]) == (40, 30, 1)
+        foreign = await client.post("/v1/projects/other/predict", json={"session_key": session_key})
+        assert foreign.status_code == 404 and foreign.json()["error"]["code"] == "image-not-found"
+        both = await client.post(url, json={"image_id": str(item.image_id), "session_key": session_key})
+        assert both.status_code == 422
+        outside = await client.post(url, json={"session_key": "weights/aa/secret.pt"})
+        assert outside.status_code == 422  # only session images can be named
 
 
 async def test_autolabel_leaves_out_unreadable_images(platform: Platform) -> None:

@@ -161,6 +161,14 @@ def test_scoring_batch_infer_model_and_sessions(secured: tuple[Running, str], tm
     info = client.get_session(session_id)
     assert info["meta"] == {"width": 64, "height": 48, "inference_only": True} and info["expiry"] == 3600
     assert running.http.get("/annotation/v1/projects/fresh").json()["images"] == 2  # not in the project
+    # Inference on the session's image goes to the inference service (tests/inference predicts one); this
+    # process serves annotation and ingest only, so the answer says which service is missing.
+    inferred = httpx.post(
+        f"{base}/infer/medal",
+        params={"image": "session", "session_id": session_id},
+        headers={"X-API-Key": annotator_key},
+    )
+    assert inferred.status_code == 503 and inferred.json()["error"]["code"] == "inference-unavailable", inferred.text
     client.remove_session(session_id)
     with pytest.raises(MONAILabelClientException):
         client.get_session(session_id)
