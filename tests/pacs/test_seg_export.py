@@ -20,7 +20,7 @@ from medal.app import build_app
 from medal.local_server import serve_in_thread
 from medal.settings import Settings
 from tests.e2e.helpers import wait_for
-from tests.pacs.conftest import READER, instance
+from tests.pacs.conftest import instance
 from tests.pacs.orthanc import ORTHANC_AET, Orthanc
 
 PROJECT = "seg"
@@ -61,7 +61,6 @@ def medal_all(
         dimse_peers=[f"{ORTHANC_AET}@127.0.0.1={PROJECT}"],
         dicomweb_allowed_urls=[orthanc.dicomweb, research.dicomweb],
         dicomweb_timeout_seconds=20,
-        original_uid_readers=[READER],
     )
     with serve_in_thread(build_app(settings, consume=True, migrate=True)) as url:
         yield url, settings
