@@ -99,7 +99,6 @@ def running(tmp_path_factory: pytest.TempPathFactory, archive: tuple[FakeArchive
         dicomweb_timeout_seconds=1,
         dicomweb_retries=2,
         stow_batch_objects=2,
-        original_uid_readers=["local"],
     )
     with serve_in_thread(build_app(settings, ["annotation", "ingest"], consume=True, migrate=True)) as url:
         http = httpx.Client(base_url=url, timeout=60)
