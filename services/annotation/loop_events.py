@@ -69,8 +69,25 @@ async def apply_promotion(uow: UnitOfWork, event: ModelPromoted) -> None:
         raise ModelNotRecorded(version_id)
     await conn.execute(update(m).where(m.c.project_id == project.id, m.c.id != version_id).values(current=False))
     await conn.execute(update(m).where(m.c.id == version_id).values(current=True))
-    if project.settings.auto_label_when_done and await rounds.project_done(conn, project):
+    if (
+        project.settings.auto_label_when_done
+        and await rounds.project_done(conn, project)
+        and await _trained_on_the_last_round(conn, project.id, version_id)
+    ):
         await _queue_autolabel(uow, project, version_id)
+
+
+async def _trained_on_the_last_round(conn: AsyncConnection, project_id: str, version_id: str) -> bool:
+    """The version learnt from the newest closed round: a promotion retried late (or of an earlier round)
+    must not auto-label the project while the model of its last labels is still training."""
+    r, m = tables.rounds, tables.models
+    newest = (
+        await conn.execute(
+            select(r.c.id).where(r.c.project_id == project_id, r.c.state != "open").order_by(r.c.number.desc()).limit(1)
+        )
+    ).scalar()
+    trained_on = (await conn.execute(select(m.c.round_id).where(m.c.id == version_id))).scalar()
+    return newest is not None and newest == trained_on
 
 
 async def apply_selection(conn: AsyncConnection, event: BatchSelected) -> None:
