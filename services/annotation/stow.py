@@ -16,10 +16,10 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
+from medal import dicomweb_urls
 from medal.domain_errors import DomainError
 from medal.settings import Settings
 
@@ -36,25 +36,16 @@ class ArchiveNotAllowed(DomainError, code="dicomweb-url-not-allowed"):
     status = 403
 
 
-def _normal(url: str) -> tuple[str, str, int | None, str]:
-    parts = urlsplit(url.strip())
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
-    return parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path.rstrip("/")
-
-
 def allowed_archive(settings: Settings, url: str) -> str:
     """``url`` without a trailing slash when it lies under an allowed base; else :class:`ArchiveNotAllowed`."""
     try:
-        scheme, host, port, path = _normal(url)
-    except ValueError:
-        raise ArchiveNotAllowed("the archive URL is not a valid http(s) URL") from None
-    if scheme not in ("http", "https") or not host or urlsplit(url).username or "?" in url or "#" in url:
-        raise ArchiveNotAllowed("the archive URL must be a plain http(s) DICOMweb base URL")
-    for entry in settings.dicomweb_allowed_urls:
-        allowed = _normal(entry)
-        if (scheme, host, port) == allowed[:3] and (path == allowed[3] or path.startswith(allowed[3] + "/")):
-            return url.strip().rstrip("/")
-    raise ArchiveNotAllowed("this archive URL is not in MEDAL_DICOMWEB_ALLOWED_URLS (medal sends only to those)")
+        return dicomweb_urls.allowed_base(url, settings.dicomweb_allowed_urls)
+    except dicomweb_urls.UrlRefused as refused:
+        if refused.problem == "malformed":
+            raise ArchiveNotAllowed("the archive URL must be a plain http(s) DICOMweb base URL") from None
+        raise ArchiveNotAllowed(
+            "this archive URL is not in MEDAL_DICOMWEB_ALLOWED_URLS (medal sends only to those)"
+        ) from None
 
 
 @dataclass(frozen=True, repr=False)

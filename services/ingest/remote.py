@@ -14,10 +14,10 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
+from medal import dicomweb_urls
 from medal.settings import Settings
 from services.ingest.errors import PeerNotAllowed
 from services.ingest.multipart import SpooledParts, parser_for, related_boundary
@@ -28,22 +28,16 @@ RELATED_DICOM = 'multipart/related; type="application/dicom"'
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-def _normal(url: str) -> tuple[str, str, int | None, str]:
-    parts = urlsplit(url.strip())
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
-    return parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path.rstrip("/")
-
-
 def allowed_base(settings: Settings, url: str) -> str:
     """``url`` without a trailing slash if it lies under an allowed base; else :class:`PeerNotAllowed`."""
-    scheme, host, port, path = _normal(url)
-    if scheme not in ("http", "https") or not host or urlsplit(url).username or "?" in url or "#" in url:
-        raise PeerNotAllowed("the DICOMweb URL must be a plain http(s) base URL")
-    for entry in settings.dicomweb_allowed_urls:
-        e_scheme, e_host, e_port, e_path = _normal(entry)
-        if (scheme, host, port) == (e_scheme, e_host, e_port) and (path == e_path or path.startswith(e_path + "/")):
-            return url.strip().rstrip("/")
-    raise PeerNotAllowed("this DICOMweb URL is not in MEDAL_DICOMWEB_ALLOWED_URLS (ingest fetches only from those)")
+    try:
+        return dicomweb_urls.allowed_base(url, settings.dicomweb_allowed_urls)
+    except dicomweb_urls.UrlRefused as refused:
+        if refused.problem == "malformed":
+            raise PeerNotAllowed("the DICOMweb URL must be a plain http(s) base URL") from None
+        raise PeerNotAllowed(
+            "this DICOMweb URL is not in MEDAL_DICOMWEB_ALLOWED_URLS (ingest fetches only from those)"
+        ) from None
 
 
 @dataclass(frozen=True)
